@@ -1,0 +1,67 @@
+// Command replayer publishes the shipped Chicago taxi trips to Kafka as a live
+// stream: rides to taxi-rides-raw at pickup, actual fares and tips to
+// taxi-actuals at dropoff, in event-time order.
+//
+//	go run ./replayer --speed 604800 --loop                 # one data week per second, forever
+//	go run ./replayer --rate 200 --limit 5000               # 200 rides/s, 5000 rides
+//	go run ./replayer --drift-kind miles-to-km --drift-after 3000
+//
+// Drift kinds: miles-to-km (distances in km from then on), fare-inflation
+// (fares and tips × factor), payment-shift (a share of cash trips paid by
+// card). Every flag can also be set from the environment (--foo-bar as
+// TAXI_FOO_BAR).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // the city's time zone without a system tz database
+
+	"github.com/taxi-mlops/taxi-mlops/config"
+	"github.com/taxi-mlops/taxi-mlops/replay"
+	"github.com/taxi-mlops/taxi-mlops/system"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "replayer:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("replayer", flag.ContinueOnError)
+	b := config.NewBinder(fs, os.LookupEnv)
+	var cfg system.Config
+	var common system.Common
+	var setup bool
+	var opts replay.Options
+	cfg.Bind(b)
+	b.Bool(&setup, "setup", true, "create missing topics and buckets first")
+	common.Bind(b, "", "json")
+	system.BindReplay(b, &opts, replay.Options{Rate: 100})
+	if err := b.Parse(args); err != nil {
+		return err
+	}
+	log, err := system.NewLogger(os.Stderr, common.LogLevel, common.LogFormat)
+	if err != nil {
+		return err
+	}
+	deps, _, err := system.NewDeps(log)
+	if err != nil {
+		return err
+	}
+	if setup {
+		if err := system.Setup(ctx, cfg, deps, false); err != nil {
+			return err
+		}
+	}
+	_, err = system.RunReplayer(ctx, cfg, opts, deps)
+	return err
+}

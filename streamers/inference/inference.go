@@ -1,0 +1,87 @@
+// Package inference is the inference streamer: it scores each feature record
+// with the current champions — fare and big-tipper probability — and
+// publishes a prediction that names the model versions that made it.
+package inference
+
+import (
+	"context"
+	"math"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/taxi-mlops/taxi-mlops/contracts"
+	"github.com/taxi-mlops/taxi-mlops/rides"
+	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
+	"github.com/taxi-mlops/taxi-mlops/training"
+)
+
+// Processor scores features with the champions of Models.
+type Processor struct {
+	Models *champions.Set
+}
+
+// Topics the processor consumes.
+func (p *Processor) Topics() []string { return []string{contracts.TopicFeaturesRealtime} }
+
+// Process predicts for one trip. Without a loaded champion it returns a
+// transient error, so the record waits rather than going unscored.
+func (p *Processor) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
+	f, err := contracts.Decode[contracts.Features](in.Value)
+	if err != nil {
+		return nil, err
+	}
+	fare, err := p.Models.Require(training.Fare)
+	if err != nil {
+		return nil, err
+	}
+	tipper, err := p.Models.Require(training.BigTipper)
+	if err != nil {
+		return nil, err
+	}
+	row := rides.Row(f)
+	x := make([]float32, max(fare.Spec.Len(), tipper.Spec.Len()))
+
+	fare.Spec.Vector(&row, x[:fare.Spec.Len()])
+	predFare := math.Max(0, fare.Eval.Predict(x[:fare.Spec.Len()]))
+
+	// The big-tipper model takes the fare; a ride request has none yet, so
+	// the predicted fare stands in for it.
+	if math.IsNaN(row.Fare) {
+		row.Fare = predFare
+	}
+	tipper.Spec.Vector(&row, x[:tipper.Spec.Len()])
+	prob := tipper.Eval.Predict(x[:tipper.Spec.Len()])
+
+	pred := contracts.Prediction{
+		TripID:          f.TripID,
+		Timestamp:       f.Timestamp,
+		PredictedFare:   predFare,
+		BigTipperProb:   &prob,
+		ConfidenceScore: Confidence(predFare, fare.Metrics[training.MetricResidualStd]),
+		ModelVersion:    fare.Version,
+		ModelVersions:   map[string]string{fare.Name: fare.Version, tipper.Name: tipper.Version},
+		RequestID:       f.RequestID,
+	}
+	b, err := contracts.Encode(&pred)
+	if err != nil {
+		return nil, err
+	}
+	return []*kgo.Record{{Topic: contracts.TopicPredictions, Key: []byte(f.TripID), Value: b}}, nil
+}
+
+// Tolerance is the relative error within which a fare prediction counts as
+// right for the confidence score.
+const Tolerance = 0.2
+
+// Confidence is the probability that the true fare lies within ±Tolerance of
+// the prediction, taking the model's errors as normal with the standard
+// deviation of its validation residuals: erf(Tolerance·pred / (σ·√2)). A
+// model without a recorded spread gets 0: no claim.
+func Confidence(pred, residualStd float64) float64 {
+	if !(residualStd > 0) || math.IsNaN(pred) {
+		return 0
+	}
+	// Below a dollar the relative band says little; use a dollar.
+	band := Tolerance * math.Max(pred, 1)
+	return math.Erf(band / (residualStd * math.Sqrt2))
+}

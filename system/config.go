@@ -1,0 +1,130 @@
+// Package system assembles taxi-mlops' processes from configuration: the
+// streamers, the Temporal worker, the replayer and the bootstrap of the
+// first champions. The mains parse flags into a Config and call one Run
+// function; the embedded development stack and the end-to-end tests call
+// the same functions, so what is tested is what runs.
+package system
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+
+	"github.com/taxi-mlops/taxi-mlops/config"
+	"github.com/taxi-mlops/taxi-mlops/geo"
+	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
+	"github.com/taxi-mlops/taxi-mlops/workflows"
+)
+
+// S3Config says how to reach the object store and which buckets to use.
+type S3Config struct {
+	Endpoint      string
+	AccessKey     string
+	SecretKey     string
+	SecretKeyFile string
+	UseTLS        bool
+	Region        string
+	ModelBucket   string
+	DatasetBucket string
+	FeatureBucket string
+}
+
+// Bind registers the flags of c.
+func (c *S3Config) Bind(b *config.Binder) {
+	b.String(&c.Endpoint, "s3-endpoint", "127.0.0.1:9000", "S3 endpoint host:port (MinIO or the embedded server)")
+	b.String(&c.AccessKey, "s3-access-key", "taxi-mlops", "S3 access key")
+	b.String(&c.SecretKey, "s3-secret-key", "taxi-mlops-dev-secret", "S3 secret key (prefer --s3-secret-key-file outside development)")
+	b.String(&c.SecretKeyFile, "s3-secret-key-file", "", "file holding the S3 secret key; overrides --s3-secret-key")
+	b.Bool(&c.UseTLS, "s3-tls", false, "use HTTPS to reach S3")
+	b.String(&c.Region, "s3-region", "us-east-1", "S3 region")
+	b.String(&c.ModelBucket, "s3-model-bucket", "models", "bucket of the model registry")
+	b.String(&c.DatasetBucket, "s3-dataset-bucket", "datasets", "bucket of training snapshots")
+	b.String(&c.FeatureBucket, "s3-feature-bucket", "features", "bucket of the offline feature store")
+}
+
+// Buckets lists the buckets the system uses.
+func (c *S3Config) Buckets() []string {
+	return []string{c.ModelBucket, c.DatasetBucket, c.FeatureBucket}
+}
+
+// NewClient returns a minio client for the configuration.
+func (c *S3Config) NewClient() (*minio.Client, error) {
+	secret, err := config.ReadSecret(c.SecretKey, c.SecretKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := minio.New(c.Endpoint, &minio.Options{
+		Creds:  credentials.NewStaticV4(c.AccessKey, secret, ""),
+		Secure: c.UseTLS,
+		Region: c.Region,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", c.Endpoint, err)
+	}
+	return cl, nil
+}
+
+// TemporalConfig says how to reach Temporal.
+type TemporalConfig struct {
+	HostPort  string
+	Namespace string
+	TaskQueue string
+}
+
+// Bind registers the flags of c.
+func (c *TemporalConfig) Bind(b *config.Binder) {
+	b.String(&c.HostPort, "temporal-address", "127.0.0.1:7233", "Temporal frontend host:port")
+	b.String(&c.Namespace, "temporal-namespace", "default", "Temporal namespace")
+	b.String(&c.TaskQueue, "temporal-task-queue", workflows.TaskQueue, "task queue of the control plane's workflows")
+}
+
+// Dial connects to Temporal.
+func (c *TemporalConfig) Dial(log *slog.Logger) (client.Client, error) {
+	cl, err := client.Dial(client.Options{
+		HostPort:  c.HostPort,
+		Namespace: c.Namespace,
+		Logger:    tlog.NewStructuredLogger(log),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to temporal at %s: %w", c.HostPort, err)
+	}
+	return cl, nil
+}
+
+// Config is everything a process of the system may need.
+type Config struct {
+	Kafka    kafka.Config
+	S3       S3Config
+	Temporal TemporalConfig
+	Quality  quality.Config
+	// Policy of drift monitors the bridge starts.
+	Policy workflows.Policy
+}
+
+// Bind registers the flags shared by the processes.
+func (c *Config) Bind(b *config.Binder) {
+	c.Kafka.Bind(b)
+	c.S3.Bind(b)
+	c.Temporal.Bind(b)
+	b.Int(&c.Quality.WindowSize, "quality-window", 500, "records per drift judgement of the quality streamer")
+	b.Float(&c.Quality.Warning, "quality-warning-psi", 0.1, "PSI at which a window raises a warning alert")
+	b.Float(&c.Quality.Critical, "quality-critical-psi", 0.25, "PSI at which an alert is critical")
+	b.Float(&c.Policy.DriftThreshold, "policy-drift-threshold", 0.2, "drift score (PSI) at which an alert counts toward a retrain")
+	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
+	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")
+}
+
+// Deps are built once per process by main and handed down.
+type Deps struct {
+	Logger   *slog.Logger
+	Metrics  prometheus.Registerer
+	Location *time.Location
+	Areas    *geo.Areas
+}

@@ -1,0 +1,85 @@
+package system
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/taxi-mlops/taxi-mlops/workflows"
+)
+
+// Schedule is one Temporal Schedule the system keeps.
+type Schedule struct {
+	ID    string
+	Every time.Duration
+	Input workflows.EvaluationInput
+	Note  string
+}
+
+// Schedules lists the schedules `starter schedules apply` creates.
+func Schedules() []Schedule {
+	return []Schedule{{
+		ID:    "evaluation-hourly",
+		Every: time.Hour,
+		Note:  "scores each champion on the latest labelled trips and publishes model-metrics",
+	}}
+}
+
+func (s Schedule) options(taskQueue string) client.ScheduleOptions {
+	return client.ScheduleOptions{
+		ID:   s.ID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Every}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID:        s.ID + "-run",
+			Workflow:  workflows.EvaluationWorkflowName,
+			Args:      []any{s.Input},
+			TaskQueue: taskQueue,
+		},
+		// A run still going when the next is due is not doubled up, and
+		// after an outage only the last 10 minutes of missed runs catch up.
+		Overlap:       enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: 10 * time.Minute,
+		Note:          s.Note,
+	}
+}
+
+// ApplySchedules creates the system's schedules, or updates them to the
+// current definition when they exist. It is idempotent.
+func ApplySchedules(ctx context.Context, tc client.Client, taskQueue string) ([]string, error) {
+	var done []string
+	for _, s := range Schedules() {
+		opts := s.options(taskQueue)
+		_, err := tc.ScheduleClient().Create(ctx, opts)
+		switch {
+		case err == nil:
+			done = append(done, s.ID+" created")
+		case errors.Is(err, temporal.ErrScheduleAlreadyRunning):
+			h := tc.ScheduleClient().GetHandle(ctx, s.ID)
+			err = h.Update(ctx, client.ScheduleUpdateOptions{
+				DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+					sch := in.Description.Schedule
+					sch.Spec = &opts.Spec
+					sch.Action = opts.Action
+					if sch.Policy == nil {
+						sch.Policy = &client.SchedulePolicies{}
+					}
+					sch.Policy.Overlap = opts.Overlap
+					sch.Policy.CatchupWindow = opts.CatchupWindow
+					return &client.ScheduleUpdate{Schedule: &sch}, nil
+				},
+			})
+			if err != nil {
+				return done, fmt.Errorf("update schedule %s: %w", s.ID, err)
+			}
+			done = append(done, s.ID+" updated")
+		default:
+			return done, fmt.Errorf("create schedule %s: %w", s.ID, err)
+		}
+	}
+	return done, nil
+}

@@ -1,0 +1,135 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/registry"
+	"github.com/taxi-mlops/taxi-mlops/streamers/bridge"
+	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
+	"github.com/taxi-mlops/taxi-mlops/streamers/features"
+	"github.com/taxi-mlops/taxi-mlops/streamers/inference"
+	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
+	"github.com/taxi-mlops/taxi-mlops/streamers/stream"
+	"github.com/taxi-mlops/taxi-mlops/training"
+)
+
+// Streamer roles.
+const (
+	RoleFeatures  = "features"
+	RoleInference = "inference"
+	RoleQuality   = "quality"
+	RoleBridge    = "bridge"
+)
+
+// Roles lists every streamer role.
+func Roles() []string { return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge} }
+
+// ParseRoles reads a comma-separated role list; "all" means every role.
+func ParseRoles(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return Roles(), nil
+	}
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if !slices.Contains(Roles(), r) {
+			return nil, fmt.Errorf("role %q is not one of %s (or all)", r, strings.Join(Roles(), ", "))
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Streamers is a set of running streamer roles.
+type Streamers struct {
+	runners []*stream.Runner
+	sets    []*champions.Set
+	run     []func(context.Context) error
+}
+
+// Ready reports whether every runner has partitions assigned.
+func (s *Streamers) Ready() bool {
+	for _, r := range s.runners {
+		if !r.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// Champions returns the champion sets of the inference and quality roles,
+// for status pages and tests.
+func (s *Streamers) Champions() []*champions.Set { return s.sets }
+
+// NewStreamers builds the runners of roles. The bridge needs a Temporal
+// client; it is dialled here and closed when Run returns.
+func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
+	kdeps := kafka.Deps{Logger: deps.Logger, Metrics: deps.Metrics}
+	metrics := stream.NewMetrics(deps.Metrics)
+	champMetrics := champions.NewMetrics(deps.Metrics)
+	s := &Streamers{}
+	var reg *registry.Registry
+	needRegistry := slices.Contains(roles, RoleInference) || slices.Contains(roles, RoleQuality)
+	if needRegistry {
+		mc, err := cfg.S3.NewClient()
+		if err != nil {
+			return nil, err
+		}
+		reg = registry.New(mc, cfg.S3.ModelBucket)
+	}
+	for _, role := range roles {
+		var proc interface {
+			stream.Processor
+			Topics() []string
+		}
+		switch role {
+		case RoleFeatures:
+			proc = &features.Processor{Areas: deps.Areas, Location: deps.Location}
+		case RoleInference:
+			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
+			s.sets = append(s.sets, set)
+			s.run = append(s.run, func(ctx context.Context) error { return set.Run(ctx, cfg.Kafka, kdeps) })
+			proc = &inference.Processor{Models: set}
+		case RoleQuality:
+			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
+			s.sets = append(s.sets, set)
+			s.run = append(s.run, func(ctx context.Context) error { return set.Run(ctx, cfg.Kafka, kdeps) })
+			proc = quality.New(cfg.Quality, set)
+		case RoleBridge:
+			tc, err := cfg.Temporal.Dial(deps.Logger)
+			if err != nil {
+				return nil, err
+			}
+			s.run = append(s.run, func(ctx context.Context) error {
+				<-ctx.Done()
+				tc.Close()
+				return nil
+			})
+			proc = &bridge.Processor{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Models: training.ModelNames(), Policy: cfg.Policy}
+		default:
+			return nil, fmt.Errorf("unknown streamer role %q", role)
+		}
+		r, err := stream.New(stream.Config{Name: role, Topics: proc.Topics()}, cfg.Kafka, proc, metrics, kdeps)
+		if err != nil {
+			return nil, err
+		}
+		s.runners = append(s.runners, r)
+		s.run = append(s.run, r.Run)
+	}
+	return s, nil
+}
+
+// Run runs every role until ctx ends or one fails.
+func (s *Streamers) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, f := range s.run {
+		g.Go(func() error { return f(ctx) })
+	}
+	return g.Wait()
+}

@@ -1,0 +1,270 @@
+package workflows
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/taxi-mlops/taxi-mlops/activities"
+)
+
+// RetrainOptions tune a retrain; zero fields take defaults.
+type RetrainOptions struct {
+	// Pipeline trains the candidate: "builtin" (the Go trainer).
+	Pipeline string `json:"pipeline,omitempty"`
+	// MaxRows of recent rides in the snapshot (default 20000).
+	MaxRows int `json:"max_rows,omitempty"`
+	// HoldoutFraction of the snapshot, the most recent part, is used to
+	// compare challenger and champion (default 0.2).
+	HoldoutFraction float64 `json:"holdout_fraction,omitempty"`
+	// MinRows the snapshot needs (default 500).
+	MinRows int `json:"min_rows,omitempty"`
+	// MinImprovement of the primary metric the challenger needs, relative
+	// (default 0.01 = 1% better than the champion).
+	MinImprovement float64 `json:"min_improvement,omitempty"`
+}
+
+// Pipelines the retrain workflow can run.
+const PipelineBuiltin = "builtin"
+
+// WithDefaults fills zero fields.
+func (o RetrainOptions) WithDefaults() RetrainOptions {
+	if o.Pipeline == "" {
+		o.Pipeline = PipelineBuiltin
+	}
+	if o.MaxRows == 0 {
+		o.MaxRows = 20000
+	}
+	if o.HoldoutFraction == 0 {
+		o.HoldoutFraction = 0.2
+	}
+	if o.MinRows == 0 {
+		o.MinRows = 500
+	}
+	if o.MinImprovement == 0 {
+		o.MinImprovement = 0.01
+	}
+	return o
+}
+
+// Validate says what is wrong with the options.
+func (o RetrainOptions) Validate() error {
+	var errs []error
+	if o.Pipeline != "" && o.Pipeline != PipelineBuiltin {
+		errs = append(errs, fmt.Errorf("pipeline %q is not known (use %q)", o.Pipeline, PipelineBuiltin))
+	}
+	if o.MaxRows < 0 {
+		errs = append(errs, fmt.Errorf("max_rows must not be negative, got %d", o.MaxRows))
+	}
+	if o.HoldoutFraction < 0 || o.HoldoutFraction >= 1 {
+		errs = append(errs, fmt.Errorf("holdout_fraction must be in [0, 1), got %g", o.HoldoutFraction))
+	}
+	if o.MinRows < 0 {
+		errs = append(errs, fmt.Errorf("min_rows must not be negative, got %d", o.MinRows))
+	}
+	if o.MinImprovement < 0 || o.MinImprovement >= 1 {
+		errs = append(errs, fmt.Errorf("min_improvement must be in [0, 1), got %g", o.MinImprovement))
+	}
+	return errors.Join(errs...)
+}
+
+// RetrainInput starts a retrain. Example for `temporal workflow start`:
+//
+//	{"model_name": "fare", "trigger_type": "manual", "reason": "new month"}
+type RetrainInput struct {
+	ModelName   string  `json:"model_name"`
+	TriggerType string  `json:"trigger_type,omitempty"` // default "manual"
+	TriggerID   string  `json:"trigger_id,omitempty"`
+	Reason      string  `json:"reason,omitempty"`
+	DriftScore  float64 `json:"drift_score,omitempty"`
+	RetrainOptions
+}
+
+// RetrainResult is what a retrain did.
+type RetrainResult struct {
+	ModelName        string             `json:"model_name"`
+	CandidateVersion string             `json:"candidate_version"`
+	ChampionBefore   string             `json:"champion_before"`
+	ChampionAfter    string             `json:"champion_after"`
+	Promoted         bool               `json:"promoted"`
+	Reason           string             `json:"reason"`
+	DatasetURI       string             `json:"dataset_uri"`
+	DatasetRows      int                `json:"dataset_rows"`
+	PrimaryMetric    string             `json:"primary_metric"`
+	Challenger       map[string]float64 `json:"challenger_metrics"`
+	Champion         map[string]float64 `json:"champion_metrics"`
+}
+
+// CandidateVersion names the model a retrain produces: its start time, for
+// order, and a hash of the workflow run, for uniqueness. Both are fixed
+// for the run, so replays and retried activities agree on it.
+func CandidateVersion(start time.Time, workflowID, runID string) string {
+	h := sha256.Sum256([]byte(workflowID + "\x00" + runID))
+	return "v" + start.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(h[:3])
+}
+
+// datasetID turns a workflow id into an S3-safe name.
+func datasetID(workflowID, runID string) string {
+	r := strings.NewReplacer("/", "_", " ", "_", ":", "_")
+	id := r.Replace(workflowID)
+	if len(runID) >= 8 {
+		id += "-" + runID[:8]
+	}
+	return id
+}
+
+// activityOptions are shared by the control plane's activities: retries
+// with backoff for everything but the error types that cannot succeed.
+func activityOptions(startToClose time.Duration, summary string) workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout: startToClose,
+		HeartbeatTimeout:    time.Minute,
+		Summary:             summary,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			MaximumAttempts:        20,
+			NonRetryableErrorTypes: activities.NonRetryable,
+		},
+	}
+}
+
+// RetrainWorkflow snapshots recent labelled trips, trains a challenger,
+// compares it with the champion on the most recent slice, promotes it when
+// it is better and tells the streamers.
+func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, error) {
+	logger := workflow.GetLogger(ctx)
+	if in.ModelName == "" {
+		return RetrainResult{}, temporal.NewNonRetryableApplicationError("model_name is required", activities.ErrTypeInvalidInput, nil)
+	}
+	if in.TriggerType == "" {
+		in.TriggerType = TriggerManual
+	}
+	if err := in.RetrainOptions.Validate(); err != nil {
+		return RetrainResult{}, temporal.NewNonRetryableApplicationError(err.Error(), activities.ErrTypeInvalidInput, nil)
+	}
+	opts := in.RetrainOptions.WithDefaults()
+	info := workflow.GetInfo(ctx)
+	wfID, runID := info.WorkflowExecution.ID, info.WorkflowExecution.RunID
+	version := CandidateVersion(info.WorkflowStartTime, wfID, runID)
+	res := RetrainResult{ModelName: in.ModelName, CandidateVersion: version}
+
+	if err := workflow.UpsertTypedSearchAttributes(ctx,
+		AttrModelName.ValueSet(in.ModelName),
+		AttrTriggerType.ValueSet(in.TriggerType),
+		AttrDriftScore.ValueSet(in.DriftScore),
+		AttrCandidateVersion.ValueSet(version),
+	); err != nil {
+		return res, fmt.Errorf("set search attributes: %w", err)
+	}
+	summary := func(s string) {
+		_ = workflow.UpsertMemo(ctx, map[string]any{"summary": s})
+	}
+	summary(fmt.Sprintf("retraining %s (%s): %s", in.ModelName, in.TriggerType, in.Reason))
+
+	var a *activities.Activities
+	short := workflow.WithActivityOptions(ctx, activityOptions(time.Minute, ""))
+
+	var champ activities.ChampionInfo
+	if err := workflow.ExecuteActivity(withSummary(short, "read champion of "+in.ModelName),
+		a.CurrentChampion, activities.ChampionInput{ModelName: in.ModelName}).Get(ctx, &champ); err != nil {
+		return res, fmt.Errorf("read champion: %w", err)
+	}
+	res.ChampionBefore, res.ChampionAfter = champ.Version, champ.Version
+
+	var snap activities.SnapshotResult
+	sctx := workflow.WithActivityOptions(ctx, activityOptions(10*time.Minute, fmt.Sprintf("snapshot %d recent trips", opts.MaxRows)))
+	if err := workflow.ExecuteActivity(sctx, a.SnapshotDataset, activities.SnapshotInput{
+		ModelName:       in.ModelName,
+		DatasetID:       datasetID(wfID, runID),
+		MaxRows:         opts.MaxRows,
+		HoldoutFraction: opts.HoldoutFraction,
+		MinRows:         opts.MinRows,
+	}).Get(ctx, &snap); err != nil {
+		return res, fmt.Errorf("snapshot dataset: %w", err)
+	}
+	res.DatasetURI, res.DatasetRows = snap.URI, snap.Rows
+
+	var trained activities.TrainResult
+	tctx := workflow.WithActivityOptions(ctx, activityOptions(30*time.Minute, "train "+version+" ("+opts.Pipeline+")"))
+	if err := workflow.ExecuteActivity(tctx, a.TrainModel, activities.TrainInput{
+		ModelName:  in.ModelName,
+		Version:    version,
+		Pipeline:   opts.Pipeline,
+		TrainURI:   snap.TrainURI,
+		DatasetURI: snap.URI,
+		Lineage: activities.Lineage{
+			WorkflowID: wfID, RunID: runID,
+			TriggerType: in.TriggerType, TriggerID: in.TriggerID, Reason: in.Reason,
+			ParentVersion: champ.Version,
+		},
+	}).Get(ctx, &trained); err != nil {
+		return res, fmt.Errorf("train: %w", err)
+	}
+
+	var eval activities.EvaluateResult
+	ectx := workflow.WithActivityOptions(ctx, activityOptions(10*time.Minute, "evaluate "+version+" vs "+orNone(champ.Version)))
+	if err := workflow.ExecuteActivity(ectx, a.EvaluateCandidate, activities.EvaluateInput{
+		ModelName:      in.ModelName,
+		Challenger:     version,
+		Champion:       champ.Version,
+		HoldoutURI:     snap.HoldoutURI,
+		MinImprovement: opts.MinImprovement,
+	}).Get(ctx, &eval); err != nil {
+		return res, fmt.Errorf("evaluate: %w", err)
+	}
+	res.PrimaryMetric, res.Challenger, res.Champion = eval.PrimaryMetric, eval.Challenger, eval.Champion
+	res.Reason = eval.Reason
+
+	if !eval.Better {
+		logger.Info("challenger not promoted", "model", in.ModelName, "version", version, "reason", eval.Reason)
+		_ = workflow.UpsertTypedSearchAttributes(ctx, AttrPromoted.ValueSet(false))
+		summary(fmt.Sprintf("%s %s not promoted: %s", in.ModelName, version, eval.Reason))
+		return res, nil
+	}
+
+	var prom activities.PromoteResult
+	if err := workflow.ExecuteActivity(withSummary(short, "promote "+version), a.PromoteModel, activities.PromoteInput{
+		ModelName:  in.ModelName,
+		Version:    version,
+		Expected:   champ.Version,
+		Reason:     eval.Reason,
+		WorkflowID: wfID,
+	}).Get(ctx, &prom); err != nil {
+		return res, fmt.Errorf("promote: %w", err)
+	}
+	res.Promoted, res.ChampionAfter = true, prom.Champion
+
+	if err := workflow.ExecuteActivity(withSummary(short, "announce "+version), a.AnnounceModel, activities.AnnounceInput{
+		ModelName:  in.ModelName,
+		Version:    version,
+		Previous:   champ.Version,
+		WorkflowID: wfID,
+	}).Get(ctx, nil); err != nil {
+		return res, fmt.Errorf("announce: %w", err)
+	}
+	_ = workflow.UpsertTypedSearchAttributes(ctx, AttrPromoted.ValueSet(true))
+	summary(fmt.Sprintf("%s %s promoted over %s: %s", in.ModelName, version, orNone(champ.Version), eval.Reason))
+	logger.Info("challenger promoted", "model", in.ModelName, "version", version, "previous", champ.Version)
+	return res, nil
+}
+
+func withSummary(ctx workflow.Context, s string) workflow.Context {
+	o := workflow.GetActivityOptions(ctx)
+	o.Summary = s
+	return workflow.WithActivityOptions(ctx, o)
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "no champion"
+	}
+	return v
+}

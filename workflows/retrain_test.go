@@ -1,0 +1,143 @@
+package workflows
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/taxi-mlops/taxi-mlops/activities"
+)
+
+type retrainHarness struct {
+	env      *testsuite.TestWorkflowEnvironment
+	attrs    map[string]any
+	promoted []activities.PromoteInput
+	announce []activities.AnnounceInput
+}
+
+func newRetrainHarness(t *testing.T, champion string, eval activities.EvaluateResult) *retrainHarness {
+	h := &retrainHarness{env: newEnv(), attrs: map[string]any{}}
+	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
+		for k, v := range args.Get(0).(temporal.SearchAttributes).GetUntypedValues() {
+			h.attrs[k.GetName()] = v
+		}
+	}).Return(nil)
+	var a *activities.Activities
+	h.env.RegisterActivity(a)
+	h.env.OnActivity(a.CurrentChampion, mock.Anything, mock.Anything).Return(activities.ChampionInfo{ModelName: "fare", Version: champion}, nil)
+	h.env.OnActivity(a.SnapshotDataset, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SnapshotInput) (activities.SnapshotResult, error) {
+			if in.DatasetID == "" || strings.Contains(in.DatasetID, "/") {
+				t.Errorf("dataset id %q is not S3-safe", in.DatasetID)
+			}
+			return activities.SnapshotResult{URI: "s3://datasets/fare/x/", TrainURI: "s3://datasets/fare/x/train.parquet",
+				HoldoutURI: "s3://datasets/fare/x/holdout.parquet", Rows: 1000}, nil
+		})
+	h.env.OnActivity(a.TrainModel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.TrainInput) (activities.TrainResult, error) {
+			if in.Lineage.ParentVersion != champion || in.TrainURI == "" {
+				t.Errorf("train input %+v misses lineage or data", in)
+			}
+			return activities.TrainResult{ModelName: "fare", Version: in.Version}, nil
+		})
+	h.env.OnActivity(a.EvaluateCandidate, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.EvaluateInput) (activities.EvaluateResult, error) {
+			if in.Champion != champion || !strings.HasSuffix(in.HoldoutURI, "holdout.parquet") {
+				t.Errorf("evaluate input %+v does not compare with the champion on the holdout", in)
+			}
+			return eval, nil
+		})
+	h.env.OnActivity(a.PromoteModel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PromoteInput) (activities.PromoteResult, error) {
+			h.promoted = append(h.promoted, in)
+			return activities.PromoteResult{Changed: true, Champion: in.Version, Previous: in.Expected}, nil
+		})
+	h.env.OnActivity(a.AnnounceModel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AnnounceInput) error {
+			h.announce = append(h.announce, in)
+			return nil
+		})
+	return h
+}
+
+func TestRetrainPromotesABetterChallenger(t *testing.T) {
+	h := newRetrainHarness(t, "v1", activities.EvaluateResult{PrimaryMetric: "rmse", Better: true, Reason: "rmse 2.0 vs 3.0"})
+	h.env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare", TriggerType: TriggerDrift, TriggerID: "a1", DriftScore: 0.4})
+	if err := h.env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var res RetrainResult
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Promoted || res.ChampionBefore != "v1" || res.ChampionAfter != res.CandidateVersion {
+		t.Fatalf("result %+v", res)
+	}
+	if len(h.promoted) != 1 || h.promoted[0].Expected != "v1" {
+		t.Fatalf("promote calls %+v: want one compare-and-swap from v1", h.promoted)
+	}
+	if len(h.announce) != 1 || h.announce[0].Version != res.CandidateVersion {
+		t.Fatalf("announcements %+v", h.announce)
+	}
+	if h.attrs["Promoted"] != true || h.attrs["ModelName"] != "fare" || h.attrs["TriggerType"] != TriggerDrift ||
+		h.attrs["DriftScore"] != 0.4 || h.attrs["CandidateVersion"] != res.CandidateVersion {
+		t.Fatalf("search attributes %v", h.attrs)
+	}
+}
+
+func TestRetrainKeepsTheChampionWhenTheChallengerIsWorse(t *testing.T) {
+	h := newRetrainHarness(t, "v1", activities.EvaluateResult{PrimaryMetric: "rmse", Better: false, Reason: "rmse 3.1 vs 3.0"})
+	h.env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare"})
+	var res RetrainResult
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Promoted || res.ChampionAfter != "v1" || !strings.Contains(res.Reason, "3.1") {
+		t.Fatalf("result %+v: a worse challenger must not be promoted, and the reason must say why", res)
+	}
+	if len(h.promoted) != 0 || len(h.announce) != 0 {
+		t.Fatalf("promoted %v announced %v", h.promoted, h.announce)
+	}
+	if h.attrs["Promoted"] != false || h.attrs["TriggerType"] != TriggerManual {
+		t.Fatalf("search attributes %v", h.attrs)
+	}
+}
+
+func TestRetrainStopsOnABadDataset(t *testing.T) {
+	env := newEnv()
+	var a *activities.Activities
+	env.RegisterActivity(a)
+	env.OnActivity(a.CurrentChampion, mock.Anything, mock.Anything).Return(activities.ChampionInfo{Version: "v1"}, nil)
+	calls := 0
+	env.OnActivity(a.SnapshotDataset, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, _ activities.SnapshotInput) (activities.SnapshotResult, error) {
+			calls++
+			return activities.SnapshotResult{}, temporal.NewNonRetryableApplicationError("12 labelled trips, need 500", activities.ErrTypeBadDataset, nil)
+		})
+	env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare"})
+	err := env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "need 500") {
+		t.Fatalf("error %v does not carry the reason", err)
+	}
+	if calls != 1 {
+		t.Fatalf("a bad dataset was retried: %d calls", calls)
+	}
+}
+
+func TestRetrainValidatesInput(t *testing.T) {
+	for name, in := range map[string]RetrainInput{
+		"model_name":       {},
+		"holdout_fraction": {ModelName: "fare", RetrainOptions: RetrainOptions{HoldoutFraction: 2}},
+		"pipeline":         {ModelName: "fare", RetrainOptions: RetrainOptions{Pipeline: "spark"}},
+	} {
+		env := newEnv()
+		env.ExecuteWorkflow(RetrainWorkflow, in)
+		if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: error %v does not name the field", name, err)
+		}
+	}
+}
