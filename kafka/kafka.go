@@ -56,7 +56,10 @@ func NewClient(cfg Config, clientID string, deps Deps, opts ...kgo.Opt) (*kgo.Cl
 		kgo.ClientID(clientID),
 	}
 	if deps.Logger != nil {
-		base = append(base, kgo.WithLogger(kslog.New(deps.Logger.With("kafka_client", clientID))))
+		// franz-go logs every metadata refresh and assignment at info;
+		// only its warnings and errors belong in the process's log.
+		l := slog.New(minLevel{deps.Logger.Handler(), slog.LevelWarn}).With("kafka_client", clientID)
+		base = append(base, kgo.WithLogger(kslog.New(l)))
 	}
 	if deps.Metrics != nil {
 		m := kprom.NewMetrics("kafka", kprom.Registerer(deps.Metrics), kprom.WithClientLabel())
@@ -234,3 +237,21 @@ func Header(r *kgo.Record, key string) string {
 
 // PartitionLabel is the string form of a partition for labels and headers.
 func PartitionLabel(p int32) string { return strconv.FormatInt(int64(p), 10) }
+
+// minLevel drops records below a level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(as), h.level}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.level}
+}

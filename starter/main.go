@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"slices"
@@ -75,7 +76,7 @@ func (c *command) dial() (client.Client, error) {
 }
 
 func (c *command) link(id, runID string) string {
-	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(c.uiURL, "/"), c.temporal.Namespace, id, runID)
+	return fmt.Sprintf("%s/namespaces/%s/workflows/%s/%s/history", strings.TrimRight(c.uiURL, "/"), url.PathEscape(c.temporal.Namespace), url.PathEscape(id), url.PathEscape(runID))
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {

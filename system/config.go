@@ -106,6 +106,9 @@ type Config struct {
 	Quality  quality.Config
 	// Policy of drift monitors the bridge starts.
 	Policy workflows.Policy
+	// BootstrapTrips is how many trips of the sample, the earliest, a first
+	// champion is trained on (0 = all).
+	BootstrapTrips int
 }
 
 // Bind registers the flags shared by the processes.
@@ -119,6 +122,8 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Float(&c.Policy.DriftThreshold, "policy-drift-threshold", 0.2, "drift score (PSI) at which an alert counts toward a retrain")
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
 	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")
+	b.Int(&c.Policy.Retrain.MaxRows, "policy-max-rows", 5000, "recent rides a drift-triggered retrain snapshots")
+	b.Int(&c.BootstrapTrips, "bootstrap-trips", 0, "train first champions on the earliest N trips of the sample (0 = all)")
 }
 
 // Deps are built once per process by main and handed down.

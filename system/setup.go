@@ -33,7 +33,14 @@ func Setup(ctx context.Context, cfg Config, deps Deps, bootstrap bool) error {
 		}
 	}
 	if bootstrap {
-		return Bootstrap(ctx, registry.New(mc, cfg.S3.ModelBucket), nil, deps)
+		rows, err := SampleRows(deps.Location)
+		if err != nil {
+			return err
+		}
+		if n := cfg.BootstrapTrips; n > 0 && n < len(rows) {
+			rows = rows[:n]
+		}
+		return Bootstrap(ctx, registry.New(mc, cfg.S3.ModelBucket), rows, deps)
 	}
 	return nil
 }

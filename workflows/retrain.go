@@ -18,12 +18,12 @@ import (
 type RetrainOptions struct {
 	// Pipeline trains the candidate: "builtin" (the Go trainer).
 	Pipeline string `json:"pipeline,omitempty"`
-	// MaxRows of recent rides in the snapshot (default 20000).
+	// MaxRows of recent rides in the snapshot (default 5000).
 	MaxRows int `json:"max_rows,omitempty"`
 	// HoldoutFraction of the snapshot, the most recent part, is used to
 	// compare challenger and champion (default 0.2).
 	HoldoutFraction float64 `json:"holdout_fraction,omitempty"`
-	// MinRows the snapshot needs (default 500).
+	// MinRows the snapshot needs (default 1000).
 	MinRows int `json:"min_rows,omitempty"`
 	// MinImprovement of the primary metric the challenger needs, relative
 	// (default 0.01 = 1% better than the champion).
@@ -39,13 +39,13 @@ func (o RetrainOptions) WithDefaults() RetrainOptions {
 		o.Pipeline = PipelineBuiltin
 	}
 	if o.MaxRows == 0 {
-		o.MaxRows = 20000
+		o.MaxRows = 5000
 	}
 	if o.HoldoutFraction == 0 {
 		o.HoldoutFraction = 0.2
 	}
 	if o.MinRows == 0 {
-		o.MinRows = 500
+		o.MinRows = 1000
 	}
 	if o.MinImprovement == 0 {
 		o.MinImprovement = 0.01

@@ -31,7 +31,6 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/config"
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/deploy/devstack"
-	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/replay"
 	"github.com/taxi-mlops/taxi-mlops/system"
 	"github.com/taxi-mlops/taxi-mlops/tripdata"
@@ -72,6 +71,14 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	b.Int(&o.temporalPort, "temporal-port", 7233, "port of the Temporal dev server's gRPC frontend")
 	b.Int(&o.uiPort, "temporal-ui-port", 8233, "port of the Temporal Web UI")
 	b.Bool(&o.noReplay, "no-replay", false, "do not start the replayer")
+	// The tour's policy: three drifted windows make a retrain, which learns
+	// from the latest 2000 rides; the first champions know the trips the
+	// replay starts with.
+	for name, v := range map[string]string{"policy-min-evidence": "3", "policy-max-rows": "2000", "policy-cooldown": "10m", "bootstrap-trips": "4000"} {
+		if _, ok := os.LookupEnv(config.EnvName(name)); !ok {
+			_ = fs.Set(name, v)
+		}
+	}
 	if err := b.Parse(args); err != nil {
 		return err
 	}
@@ -132,11 +139,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer s3.Close()
 
-	mc, err := cfg.S3.NewClient()
-	if err != nil {
-		return err
-	}
-	if err := system.Bootstrap(ctx, registry.New(mc, cfg.S3.ModelBucket), nil, deps); err != nil {
+	if err := system.Setup(ctx, cfg, deps, true); err != nil {
 		return err
 	}
 	worker, err := system.NewWorker(cfg, deps)

@@ -74,6 +74,15 @@ func (s *Set) Require(name string) (*Model, error) {
 	return nil, fmt.Errorf("%s: %w", name, ErrNotLoaded)
 }
 
+// Serve makes m the model served for its name, replacing any other; reason
+// is logged. Apply and the start-up load go through it.
+func (s *Set) Serve(m *Model, reason string) {
+	if _, ok := s.cur[m.Name]; !ok {
+		return
+	}
+	s.swap(m, reason)
+}
+
 func (s *Set) swap(m *Model, reason string) {
 	old := s.cur[m.Name].Swap(m)
 	prev := ""
