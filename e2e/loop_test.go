@@ -335,6 +335,52 @@ func TestDriftRetrainsAndHotSwaps(t *testing.T) {
 	}
 	t.Logf("champion %s → %s; %d predictions; %d alerts; dead letters: %s", first.Version, second, len(preds),
 		len(s.read(contracts.TopicDataQualityAlerts)), reasons(dlq))
+
+	s.evaluate(second)
+}
+
+// evaluate applies the schedules (twice: idempotent) and runs the evaluation
+// they schedule once by hand: it scores the new champion on the latest
+// labelled trips and publishes the metric, which the bridge hands to the
+// fare model's monitor.
+func (s *stack) evaluate(champion string) {
+	t := s.t
+	ctx := context.Background()
+	for i, want := range []string{"created", "updated"} {
+		done, err := system.ApplySchedules(ctx, s.temporal, s.cfg.Temporal.TaskQueue)
+		if err != nil || len(done) == 0 || !strings.HasSuffix(done[0], want) {
+			t.Fatalf("apply schedules, pass %d: %v %v", i+1, done, err)
+		}
+	}
+	run, err := s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "evaluation-by-hand", TaskQueue: s.cfg.Temporal.TaskQueue},
+		workflows.EvaluationWorkflowName, workflows.EvaluationInput{ModelNames: []string{training.Fare}, MaxRows: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res workflows.EvaluationResult
+	if err := run.Get(ctx, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Metrics) != 1 || res.Metrics[0].ModelVersion != champion || res.Metrics[0].MetricName != training.MetricRMSE ||
+		res.Metrics[0].Rows < 900 || !(res.Metrics[0].Value > 0) || !(res.Metrics[0].Threshold > 0) {
+		t.Fatalf("evaluation result %+v", res)
+	}
+	eventually(t, 30*time.Second, "the metric reaching the fare monitor", func() (bool, string) {
+		v, err := s.temporal.QueryWorkflow(ctx, workflows.DriftMonitorID(training.Fare), "", workflows.QueryState)
+		if err != nil {
+			return false, err.Error()
+		}
+		var st workflows.MonitorStatus
+		if err := v.Get(&st); err != nil {
+			return false, err.Error()
+		}
+		for _, e := range st.State.Evidence {
+			if e.Kind == workflows.TriggerMetric && e.ModelVersion == champion {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d evidence, none a metric", len(st.State.Evidence))
+	})
 }
 
 func reasons(rs []*kgo.Record) string {
