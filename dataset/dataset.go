@@ -47,6 +47,8 @@ const (
 	ColCompany          = "company"
 	ColFare             = "fare"
 	ColTips             = "tips"
+	ColPickupTract      = "pickup_census_tract"
+	ColDropoffTract     = "dropoff_census_tract"
 )
 
 var tsType = &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}
@@ -73,6 +75,8 @@ func Schema() *arrow.Schema {
 		f(ColCompany, arrow.BinaryTypes.String, false),
 		f(ColFare, arrow.PrimitiveTypes.Float64, false),
 		f(ColTips, arrow.PrimitiveTypes.Float64, false),
+		f(ColPickupTract, arrow.BinaryTypes.String, true),
+		f(ColDropoffTract, arrow.BinaryTypes.String, true),
 	}, nil)
 }
 
@@ -100,6 +104,8 @@ func Write(w io.Writer, rows []Row) error {
 		b.Field(13).(*array.StringBuilder).Append(r.Ride.Company)
 		b.Field(14).(*array.Float64Builder).Append(r.Actual.Fare)
 		b.Field(15).(*array.Float64Builder).Append(r.Actual.Tips)
+		optString(b.Field(16), r.Ride.PickupCensusTract)
+		optString(b.Field(17), r.Ride.DropoffCensusTract)
 	}
 	rec := b.NewRecord()
 	defer rec.Release()
@@ -219,6 +225,14 @@ func set(r *Row, col string, a arrow.Array, j int) {
 		r.Actual.Fare = *f()
 	case ColTips:
 		r.Actual.Tips = *f()
+	case ColPickupTract:
+		if !null {
+			r.Ride.PickupCensusTract = a.(*array.String).Value(j)
+		}
+	case ColDropoffTract:
+		if !null {
+			r.Ride.DropoffCensusTract = a.(*array.String).Value(j)
+		}
 	}
 }
 
@@ -238,6 +252,15 @@ func optFloat(b array.Builder, v *float64) {
 		return
 	}
 	fb.Append(*v)
+}
+
+func optString(b array.Builder, v string) {
+	sb := b.(*array.StringBuilder)
+	if v == "" {
+		sb.AppendNull()
+		return
+	}
+	sb.Append(v)
 }
 
 func optInt(b array.Builder, v *int) {

@@ -48,6 +48,18 @@ type Deps struct {
 // NewClient returns a client named clientID (unique per process: it labels
 // the client's metrics) with extra options.
 func NewClient(cfg Config, clientID string, deps Deps, opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := baseOpts(cfg, clientID, deps)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka client %s: %w", clientID, err)
+	}
+	return cl, nil
+}
+
+func baseOpts(cfg Config, clientID string, deps Deps) ([]kgo.Opt, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, errors.New("kafka client: no brokers configured (--kafka-brokers)")
 	}
@@ -65,11 +77,21 @@ func NewClient(cfg Config, clientID string, deps Deps, opts ...kgo.Opt) (*kgo.Cl
 		m := kprom.NewMetrics("kafka", kprom.Registerer(deps.Metrics), kprom.WithClientLabel())
 		base = append(base, kgo.WithHooks(m))
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
+	return base, nil
+}
+
+// NewTransactSession is NewClient for a group transact session (exactly-once
+// consume–transform–produce); opts must name a group and a transactional id.
+func NewTransactSession(cfg Config, clientID string, deps Deps, opts ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	base, err := baseOpts(cfg, clientID, deps)
 	if err != nil {
-		return nil, fmt.Errorf("kafka client %s: %w", clientID, err)
+		return nil, err
 	}
-	return cl, nil
+	s, err := kgo.NewGroupTransactSession(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka transact session %s: %w", clientID, err)
+	}
+	return s, nil
 }
 
 // EnsureTopics creates every topic of topics that does not exist yet. It is

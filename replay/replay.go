@@ -221,7 +221,15 @@ func (s *Source) trip(t tripdata.Trip) tripdata.Trip {
 	if s.loop == 0 {
 		return t
 	}
-	t.Start = t.Start.In(s.opts.Location).AddDate(0, 0, s.loop*s.span)
+	local := t.Start.In(s.opts.Location)
+	shifted := local.AddDate(0, 0, s.loop*s.span)
+	if shifted.Hour() < local.Hour() {
+		// The clock time does not exist on the new date (spring forward)
+		// and was read an hour early: read it as clocks did then, an hour
+		// later, so event time keeps moving forward.
+		shifted = shifted.Add(time.Hour)
+	}
+	t.Start = shifted
 	t.TripID += "-L" + strconv.Itoa(s.loop)
 	return t
 }

@@ -130,7 +130,7 @@ func retrain(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if err := in.RetrainOptions.Validate(); err != nil {
-		return err
+		return flagNames(err)
 	}
 	if id == "" {
 		id = workflows.RetrainID(in.ModelName, "manual-"+time.Now().UTC().Format("20060102T150405Z"))
@@ -216,6 +216,13 @@ func monitor(ctx context.Context, args []string, out io.Writer) error {
 	}
 	st.State.Seen = nil // ids are noise here
 	return printJSON(out, st)
+}
+
+// flagNames says the flags' names where a validation error names JSON fields.
+func flagNames(err error) error {
+	r := strings.NewReplacer("holdout_fraction", "--holdout", "max_rows", "--max-rows",
+		"min_improvement", "--min-improvement", "min_rows", "--min-rows")
+	return errors.New(r.Replace(err.Error()))
 }
 
 func printJSON(out io.Writer, v any) error {

@@ -195,6 +195,11 @@ func (s *Spec) Init() error {
 		seen[n] = true
 		s.cols[i] = c
 	}
+	for _, v := range [][]string{s.PaymentVocab, s.CompanyVocab} {
+		if dup := duplicate(v); dup != "" {
+			return fmt.Errorf("feature spec vocabulary lists %q twice", dup)
+		}
+	}
 	s.paymentIdx = index(s.PaymentVocab)
 	s.companyIdx = index(s.CompanyVocab)
 	return nil
@@ -260,6 +265,17 @@ func encode(idx map[string]int, v string) float64 {
 		return float64(i)
 	}
 	return float64(len(idx))
+}
+
+func duplicate(vocab []string) string {
+	seen := make(map[string]bool, len(vocab))
+	for _, v := range vocab {
+		if seen[v] {
+			return v
+		}
+		seen[v] = true
+	}
+	return ""
 }
 
 func index(vocab []string) map[string]int {

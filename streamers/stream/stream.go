@@ -13,14 +13,19 @@ package stream
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/taxi-mlops/taxi-mlops/contracts"
@@ -69,26 +74,76 @@ const (
 	HeaderTime      = "dlq-time"
 )
 
+// Guarantee is the delivery guarantee of a runner.
+type Guarantee string
+
+const (
+	// ExactlyOnce consumes, produces and commits offsets in one Kafka
+	// transaction per batch (franz-go's GroupTransactSession): downstream
+	// read-committed consumers see each input's output exactly once, even
+	// across crashes and rebalances.
+	ExactlyOnce Guarantee = "exactly-once"
+	// AtLeastOnce produces, waits for the acknowledgements, then commits:
+	// a crash between the two redelivers, so outputs may repeat.
+	AtLeastOnce Guarantee = "at-least-once"
+)
+
+// Stateful processors keep state across records that must follow the
+// batch's fate: Checkpoint after a batch committed, Rollback after it was
+// aborted (its records will be processed again).
+type Stateful interface {
+	Checkpoint()
+	Rollback()
+}
+
+// Rebalancing processors hear about partitions they gain and lose, to
+// restore or drop per-partition state. Assigned runs before records of the
+// new partitions are fetched; cl may be used to read a changelog.
+type Rebalancing interface {
+	Assigned(ctx context.Context, cl *kgo.Client, partitions map[string][]int32)
+	Revoked(partitions map[string][]int32)
+}
+
+// Sized processors report how many entries of state they hold, for the
+// taxi_streamer_state_entries gauge.
+type Sized interface {
+	StateEntries() int
+}
+
 // Config configures one runner.
 type Config struct {
 	// Name is the streamer role; it names the consumer group, the dead-letter
 	// topic and the metric labels.
 	Name   string
 	Topics []string
-	// MaxPollRecords bounds a batch (default 500).
+	// Guarantee defaults to ExactlyOnce.
+	Guarantee Guarantee
+	// Instance distinguishes replicas of a role in transactional ids and
+	// client ids (default: host name, process id and a random suffix).
+	Instance string
+	// MaxPollRecords bounds a batch, and so a transaction (default 500).
 	MaxPollRecords int
 	// RetryMin and RetryMax bound the backoff of transient errors
 	// (defaults 100ms and 5s).
 	RetryMin, RetryMax time.Duration
 	// CommitTimeout bounds producing and committing a batch after the runner
-	// was asked to stop, so a stop does not duplicate finished work
+	// was asked to stop, so a stop does not redo finished work
 	// (default 30s).
 	CommitTimeout time.Duration
+	// LagInterval is how often consumer lag is measured (default 15s).
+	LagInterval time.Duration
 	// ExtraOpts are appended to the group client's options.
 	ExtraOpts []kgo.Opt
 }
 
 func (c *Config) defaults() {
+	if c.Guarantee == "" {
+		c.Guarantee = ExactlyOnce
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), randomSuffix())
+	}
 	if c.MaxPollRecords <= 0 {
 		c.MaxPollRecords = 500
 	}
@@ -101,6 +156,24 @@ func (c *Config) defaults() {
 	if c.CommitTimeout <= 0 {
 		c.CommitTimeout = 30 * time.Second
 	}
+	if c.LagInterval <= 0 {
+		c.LagInterval = 15 * time.Second
+	}
+}
+
+func randomSuffix() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// ParseGuarantee reads a guarantee name.
+func ParseGuarantee(s string) (Guarantee, error) {
+	switch Guarantee(s) {
+	case ExactlyOnce, AtLeastOnce:
+		return Guarantee(s), nil
+	}
+	return "", fmt.Errorf("guarantee %q is not %q or %q", s, ExactlyOnce, AtLeastOnce)
 }
 
 // Runner runs one Processor in one consumer group.
@@ -108,6 +181,7 @@ type Runner struct {
 	cfg     Config
 	proc    Processor
 	cl      *kgo.Client
+	sess    *kgo.GroupTransactSession // nil unless ExactlyOnce
 	dlq     string
 	metrics *Metrics
 	log     *slog.Logger
@@ -120,6 +194,9 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 	if cfg.Name == "" || len(cfg.Topics) == 0 {
 		return nil, errors.New("stream runner: a name and at least one topic are required")
 	}
+	if _, err := ParseGuarantee(string(cfg.Guarantee)); err != nil {
+		return nil, fmt.Errorf("stream runner %s: %w", cfg.Name, err)
+	}
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -130,24 +207,47 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 		metrics: m,
 		log:     deps.Logger.With("role", cfg.Name),
 	}
-	opts := append([]kgo.Opt{
+	rebalancing, _ := proc.(Rebalancing)
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(contracts.ConsumerGroup(cfg.Name)),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.DisableAutoCommit(),
-		// Rebalances wait until the batch in hand is produced and
-		// committed, so no partition moves with work half done.
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsAssigned(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+		kgo.OnPartitionsAssigned(func(ctx context.Context, cl *kgo.Client, a map[string][]int32) {
 			r.log.Info("partitions assigned", "partitions", a)
+			if rebalancing != nil {
+				rebalancing.Assigned(ctx, cl, a)
+			}
 			r.ready.Store(true)
 		}),
 		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
 			r.log.Info("partitions revoked", "partitions", a)
+			if rebalancing != nil {
+				rebalancing.Revoked(a)
+			}
 		}),
-	}, cfg.ExtraOpts...)
-	cl, err := kafka.NewClient(kcfg, "taxi-mlops-"+cfg.Name, deps, opts...)
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, a map[string][]int32) {
+			r.log.Warn("partitions lost", "partitions", a)
+			if rebalancing != nil {
+				rebalancing.Revoked(a)
+			}
+		}),
+	}
+	clientID := "taxi-mlops-" + cfg.Name + "-" + cfg.Instance
+	if cfg.Guarantee == ExactlyOnce {
+		opts = append(opts, kgo.TransactionalID(clientID), kgo.RequireStableFetchOffsets())
+		sess, err := kafka.NewTransactSession(kcfg, clientID, deps, append(opts, cfg.ExtraOpts...)...)
+		if err != nil {
+			return nil, err
+		}
+		r.sess, r.cl = sess, sess.Client()
+		return r, nil
+	}
+	// Rebalances wait until the batch in hand is produced and committed, so
+	// no partition moves with work half done.
+	opts = append(opts, kgo.BlockRebalanceOnPoll())
+	cl, err := kafka.NewClient(kcfg, clientID, deps, append(opts, cfg.ExtraOpts...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -158,24 +258,30 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 // Ready reports whether the runner has joined its group and got partitions.
 func (r *Runner) Ready() bool { return r.ready.Load() }
 
-// Client is the runner's Kafka client, for processors that need to know
-// assignments; do not consume from it.
-func (r *Runner) Client() *kgo.Client { return r.cl }
-
 // Run consumes until ctx is cancelled, then finishes the batch in hand,
 // leaves the group and closes the client. It returns an error only when
 // output cannot be made durable; the caller should then stop the process so
-// the uncommitted records are redelivered elsewhere.
+// the uncommitted records are processed again elsewhere.
 func (r *Runner) Run(ctx context.Context) error {
 	defer func() {
+		if r.sess != nil {
+			r.sess.CloseAllowingRebalance()
+			return
+		}
 		// A poll blocks rebalances until allowed again; leaving the group
 		// on close is a rebalance, so allow it first.
 		r.cl.AllowRebalance()
 		r.cl.Close()
 	}()
-	r.log.Info("streamer started", "topics", r.cfg.Topics, "dead_letter_topic", r.dlq)
+	go r.measureLag(ctx)
+	r.log.Info("streamer started", "topics", r.cfg.Topics, "guarantee", r.cfg.Guarantee, "dead_letter_topic", r.dlq)
 	for {
-		fs := r.cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		var fs kgo.Fetches
+		if r.sess != nil {
+			fs = r.sess.PollRecords(ctx, r.cfg.MaxPollRecords)
+		} else {
+			fs = r.cl.PollRecords(ctx, r.cfg.MaxPollRecords)
+		}
 		if fs.IsClientClosed() || ctx.Err() != nil {
 			r.log.Info("streamer stopping")
 			return nil
@@ -187,52 +293,165 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err := r.handle(ctx, fs); err != nil {
 			return err
 		}
-		r.cl.AllowRebalance()
+		if r.sess == nil {
+			r.cl.AllowRebalance()
+		}
+		if sz, ok := r.proc.(Sized); ok {
+			r.metrics.state.WithLabelValues(r.cfg.Name).Set(float64(sz.StateEntries()))
+		}
 	}
 }
 
-// handle processes one batch, produces outputs and dead letters, then
-// commits. Producing and committing use a context that outlives ctx by
-// CommitTimeout so a stop finishes the batch instead of redoing it.
+// batch collects what processing a batch produced.
+type batch struct {
+	mu      sync.Mutex
+	err     error
+	records int
+	out     map[string]int // by topic
+}
+
+func (b *batch) failed(err error) {
+	b.mu.Lock()
+	if b.err == nil {
+		b.err = err
+	}
+	b.mu.Unlock()
+}
+
+func (b *batch) firstErr() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// handle processes one batch and makes its output durable with its offsets:
+// in one transaction (ExactlyOnce) or produce-then-commit (AtLeastOnce).
+// Producing and committing use a context that outlives ctx by
+// CommitTimeout, so a stop finishes the batch instead of redoing it.
 func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
-	var in []*kgo.Record
-	fs.EachRecord(func(rec *kgo.Record) { in = append(in, rec) })
+	in := fs.Records()
 	if len(in) == 0 {
 		return nil
 	}
-	var out []*kgo.Record
-	done := in[:0:0]
-	for _, rec := range in {
-		r.metrics.in.WithLabelValues(r.cfg.Name, rec.Topic).Inc()
-		recs, err := r.processWithRetry(ctx, rec)
-		if err != nil {
-			if ctx.Err() != nil {
-				break // stopping: the rest of the batch stays uncommitted
-			}
-			out = append(out, r.deadLetter(rec, err))
-		} else {
-			out = append(out, recs...)
-		}
-		done = append(done, rec)
-	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.cfg.CommitTimeout)
 	defer cancel()
-	if len(out) > 0 {
-		if err := r.cl.ProduceSync(wctx, out...).FirstErr(); err != nil {
-			return fmt.Errorf("%s: produce %d records: %w", r.cfg.Name, len(out), err)
-		}
-		for _, o := range out {
-			r.metrics.out.WithLabelValues(r.cfg.Name, o.Topic).Inc()
+	if r.sess != nil {
+		if err := r.sess.Begin(); err != nil {
+			return fmt.Errorf("%s: begin transaction: %w", r.cfg.Name, err)
 		}
 	}
-	if len(done) > 0 {
-		if err := r.cl.CommitRecords(wctx, done...); err != nil {
-			// The output is durable; redelivery after a failed commit makes
-			// duplicates, never losses.
-			return fmt.Errorf("%s: commit offsets: %w", r.cfg.Name, err)
+	b := &batch{out: map[string]int{}}
+	promise := func(_ *kgo.Record, err error) {
+		if err != nil {
+			b.failed(err)
 		}
 	}
+	stopped := false
+	for _, rec := range in {
+		r.metrics.in.WithLabelValues(r.cfg.Name, rec.Topic).Inc()
+		outs, err := r.processWithRetry(ctx, rec)
+		if err != nil && ctx.Err() != nil {
+			stopped = true // stopping in a retry: the rest stays unprocessed
+			break
+		}
+		if err != nil {
+			outs = []*kgo.Record{r.deadLetter(rec, err)}
+		}
+		for _, o := range outs {
+			if r.sess != nil {
+				r.sess.Produce(wctx, o, promise)
+			} else {
+				r.cl.Produce(wctx, o, promise)
+			}
+			b.out[o.Topic]++
+		}
+		b.records++
+	}
+	if r.sess != nil {
+		return r.endTransaction(wctx, b, stopped)
+	}
+	if err := r.cl.Flush(wctx); err != nil {
+		return fmt.Errorf("%s: flush: %w", r.cfg.Name, err)
+	}
+	if err := b.firstErr(); err != nil {
+		return fmt.Errorf("%s: produce: %w", r.cfg.Name, err)
+	}
+	if err := r.cl.CommitRecords(wctx, in[:b.records]...); err != nil {
+		// The output is durable; redelivery after a failed commit makes
+		// duplicates, never losses.
+		return fmt.Errorf("%s: commit offsets: %w", r.cfg.Name, err)
+	}
+	r.committed(b)
 	return nil
+}
+
+func (r *Runner) endTransaction(ctx context.Context, b *batch, stopped bool) error {
+	perr := b.firstErr()
+	try := kgo.TryCommit
+	if stopped || perr != nil {
+		try = kgo.TryAbort
+	}
+	committed, err := r.sess.End(ctx, try)
+	if err != nil {
+		r.rollback()
+		return fmt.Errorf("%s: end transaction: %w", r.cfg.Name, err)
+	}
+	if perr != nil {
+		r.rollback()
+		return fmt.Errorf("%s: produce: %w", r.cfg.Name, perr)
+	}
+	if !committed {
+		// A rebalance or a stop: the batch's records are consumed again
+		// from the last committed offsets, here or by another replica.
+		r.metrics.aborted.WithLabelValues(r.cfg.Name).Inc()
+		if !stopped {
+			r.log.Info("transaction aborted, batch will be processed again", "records", b.records)
+		}
+		r.rollback()
+		return nil
+	}
+	r.committed(b)
+	return nil
+}
+
+func (r *Runner) committed(b *batch) {
+	for t, n := range b.out {
+		r.metrics.out.WithLabelValues(r.cfg.Name, t).Add(float64(n))
+	}
+	r.metrics.batches.WithLabelValues(r.cfg.Name).Inc()
+	if s, ok := r.proc.(Stateful); ok {
+		s.Checkpoint()
+	}
+}
+
+func (r *Runner) rollback() {
+	if s, ok := r.proc.(Stateful); ok {
+		s.Rollback()
+	}
+}
+
+// measureLag reports the group's lag per topic until ctx ends.
+func (r *Runner) measureLag(ctx context.Context) {
+	adm := kadm.NewClient(r.cl)
+	group := contracts.ConsumerGroup(r.cfg.Name)
+	t := time.NewTicker(r.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lags, err := adm.Lag(ctx, group)
+		if err != nil {
+			continue
+		}
+		lags.Each(func(l kadm.DescribedGroupLag) {
+			for topic, tl := range l.Lag.TotalByTopic() {
+				r.metrics.lag.WithLabelValues(r.cfg.Name, topic).Set(float64(tl.Lag))
+			}
+		})
+	}
 }
 
 func (r *Runner) processWithRetry(ctx context.Context, rec *kgo.Record) ([]*kgo.Record, error) {
@@ -291,8 +510,9 @@ func DeadLetter(dlqTopic, consumer string, rec *kgo.Record, err error, now time.
 // Metrics are the runner's Prometheus metrics, shared by every runner of a
 // process and labelled by role.
 type Metrics struct {
-	in, out, failed, deadLetters, fetchErrors *prometheus.CounterVec
-	latency                                   *prometheus.HistogramVec
+	in, out, failed, deadLetters, fetchErrors, aborted, batches *prometheus.CounterVec
+	latency                                                     *prometheus.HistogramVec
+	lag, state                                                  *prometheus.GaugeVec
 }
 
 // NewMetrics registers the runner metrics with reg.
@@ -313,13 +533,25 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "taxi_streamer_fetch_errors_total", Help: "Fetch errors reported by the consumer, by role.",
 		}, []string{"role"}),
+		aborted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taxi_streamer_transactions_aborted_total", Help: "Batches whose transaction was aborted (rebalance or stop) and will be processed again, by role.",
+		}, []string{"role"}),
+		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "taxi_streamer_batches_committed_total", Help: "Batches whose output and offsets were committed, by role.",
+		}, []string{"role"}),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "taxi_streamer_consumer_lag", Help: "Records not yet consumed by the role's group, by role and topic.",
+		}, []string{"role", "topic"}),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "taxi_streamer_state_entries", Help: "Entries of state a stateful role holds (window state size), by role.",
+		}, []string{"role"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "taxi_streamer_process_seconds", Help: "Time to process one record, by role.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 4, 12),
 		}, []string{"role"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.in, m.out, m.failed, m.deadLetters, m.fetchErrors, m.latency)
+		reg.MustRegister(m.in, m.out, m.failed, m.deadLetters, m.fetchErrors, m.aborted, m.batches, m.latency, m.lag, m.state)
 	}
 	return m
 }

@@ -57,7 +57,8 @@ func produce(t *testing.T, cfg kafka.Config, recs ...*kgo.Record) {
 func consume(t *testing.T, cfg kafka.Config, topic string, n int) []*kgo.Record {
 	t.Helper()
 	cl, err := kafka.NewClient(cfg, "test-consumer-"+topic, kafka.Deps{},
-		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +97,12 @@ func (e *echo) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, error)
 }
 
 func TestRunnerDeadLettersAndCommits(t *testing.T) {
+	for _, g := range []stream.Guarantee{stream.ExactlyOnce, stream.AtLeastOnce} {
+		t.Run(string(g), func(t *testing.T) { testDeadLettersAndCommits(t, g) })
+	}
+}
+
+func testDeadLettersAndCommits(t *testing.T, g stream.Guarantee) {
 	cfg := broker(t)
 	var in []*kgo.Record
 	for i := range 20 {
@@ -111,7 +118,7 @@ func TestRunnerDeadLettersAndCommits(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := stream.NewMetrics(reg)
 	proc := &echo{failures: map[string]int{"t3": 2}}
-	r, err := stream.New(stream.Config{Name: "features", Topics: []string{contracts.TopicRidesRaw}, RetryMin: time.Millisecond},
+	r, err := stream.New(stream.Config{Name: "features", Topics: []string{contracts.TopicRidesRaw}, RetryMin: time.Millisecond, Guarantee: g},
 		cfg, proc, m, kafka.Deps{})
 	if err != nil {
 		t.Fatal(err)
