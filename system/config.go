@@ -106,6 +106,8 @@ type Config struct {
 	Quality  quality.Config
 	// Policy of drift monitors the bridge starts.
 	Policy workflows.Policy
+	// Guarantee of the streamers: exactly-once or at-least-once.
+	Guarantee string
 	// BootstrapTrips is how many trips of the sample, the earliest, a first
 	// champion is trained on (0 = all).
 	BootstrapTrips int
@@ -123,6 +125,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
 	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")
 	b.Int(&c.Policy.Retrain.MaxRows, "policy-max-rows", 5000, "recent rides a drift-triggered retrain snapshots")
+	b.String(&c.Guarantee, "guarantee", "exactly-once", "delivery guarantee of the streamers: exactly-once (Kafka transactions) or at-least-once")
 	b.Int(&c.BootstrapTrips, "bootstrap-trips", 0, "train first champions on the earliest N trips of the sample (0 = all)")
 }
 

@@ -71,6 +71,14 @@ func (s *Streamers) Champions() []*champions.Set { return s.sets }
 // client; it is dialled here and closed when Run returns.
 func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 	kdeps := kafka.Deps{Logger: deps.Logger, Metrics: deps.Metrics}
+	guarantee := stream.ExactlyOnce
+	if cfg.Guarantee != "" {
+		g, err := stream.ParseGuarantee(cfg.Guarantee)
+		if err != nil {
+			return nil, fmt.Errorf("--guarantee: %w", err)
+		}
+		guarantee = g
+	}
 	metrics := stream.NewMetrics(deps.Metrics)
 	champMetrics := champions.NewMetrics(deps.Metrics)
 	s := &Streamers{}
@@ -115,7 +123,7 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 		default:
 			return nil, fmt.Errorf("unknown streamer role %q", role)
 		}
-		r, err := stream.New(stream.Config{Name: role, Topics: proc.Topics()}, cfg.Kafka, proc, metrics, kdeps)
+		r, err := stream.New(stream.Config{Name: role, Topics: proc.Topics(), Guarantee: guarantee}, cfg.Kafka, proc, metrics, kdeps)
 		if err != nil {
 			return nil, err
 		}
