@@ -142,7 +142,9 @@ func TailRanges(ctx context.Context, cl *kgo.Client, topic string, perPartition 
 	if err != nil {
 		return nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	// The last stable offset, not the high watermark: records of a
+	// transaction still open are not readable yet.
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -166,8 +168,9 @@ func TailRanges(ctx context.Context, cl *kgo.Client, topic string, perPartition 
 // ReadRanges reads every record of the given ranges of topic and calls fn for
 // each, partition by partition in offset order within a partition. It
 // returns when every range is read. Records of aborted transactions are
-// skipped (read committed), so a range can end below End; the read stops at
-// the high watermark either way.
+// skipped (read committed). Transaction markers are fetched but not passed
+// to fn: they occupy offsets, and seeing them is how a read knows it reached
+// the end of a transactionally written range.
 func ReadRanges(ctx context.Context, cfg Config, clientID string, deps Deps, topic string, ranges []Range, fn func(*kgo.Record) error) error {
 	offsets := map[int32]kgo.Offset{}
 	remaining := map[int32]int64{}
@@ -184,15 +187,16 @@ func ReadRanges(ctx context.Context, cfg Config, clientID string, deps Deps, top
 	cl, err := NewClient(cfg, clientID, deps,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offsets}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	for len(remaining) > 0 {
-		// A poll that brings nothing within idleWait means the rest of the
-		// remaining ranges holds no data records (transaction markers,
-		// aborted or compacted records): the read is complete.
+		// Nothing at all for idleWait means the rest of the ranges cannot
+		// be read (deleted by retention, or compacted away at the tail):
+		// the read ends with what it has.
 		pctx, cancel := context.WithTimeout(ctx, idleWait)
 		fs := cl.PollFetches(pctx)
 		cancel()
@@ -200,6 +204,9 @@ func ReadRanges(ctx context.Context, cfg Config, clientID string, deps Deps, top
 			return fmt.Errorf("read %s: %w", topic, err)
 		}
 		if fs.NumRecords() == 0 && pctx.Err() != nil {
+			if deps.Logger != nil {
+				deps.Logger.Warn("read ended before the requested offsets", "topic", topic, "remaining", remaining)
+			}
 			return nil
 		}
 		var ferr error
@@ -222,7 +229,7 @@ func ReadRanges(ctx context.Context, cfg Config, clientID string, deps Deps, top
 					delete(remaining, p.Partition)
 					break
 				}
-				if cbErr == nil {
+				if cbErr == nil && !r.Attrs.IsControl() {
 					cbErr = fn(r)
 				}
 				if r.Offset+1 >= end {
@@ -238,14 +245,7 @@ func ReadRanges(ctx context.Context, cfg Config, clientID string, deps Deps, top
 }
 
 // idleWait bounds how long ReadRanges waits for records that may not come.
-const idleWait = 2 * time.Second
-
-func lastOffset(rs []*kgo.Record) int64 {
-	if len(rs) == 0 {
-		return -1
-	}
-	return rs[len(rs)-1].Offset
-}
+const idleWait = 10 * time.Second
 
 // Header returns the value of the first header named key, "" when absent.
 func Header(r *kgo.Record, key string) string {
