@@ -14,6 +14,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -30,38 +31,30 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "replayer:", err)
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "replayer:", err)
+		}
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("replayer", flag.ContinueOnError)
-	b := config.NewBinder(fs, os.LookupEnv)
-	var cfg system.Config
-	var common system.Common
-	var setup bool
 	var opts replay.Options
-	cfg.Bind(b)
-	b.Bool(&setup, "setup", true, "create missing topics and buckets first")
-	common.Bind(b, "", "json")
-	system.BindReplay(b, &opts, replay.Options{Rate: 100})
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	log, err := system.NewLogger(os.Stderr, common.LogLevel, common.LogFormat)
+	p, err := system.NewProcess(args, system.ProcessOptions{
+		Name: "replayer", LogFormat: "json", Env: os.LookupEnv, Stderr: os.Stderr,
+		Setup: true, SetupUsage: "create missing topics and buckets first",
+		Bind: func(b *config.Binder) { system.BindReplay(b, &opts, replay.Options{Rate: 100}) },
+	})
 	if err != nil {
 		return err
 	}
-	deps, _, err := system.NewDeps(log)
-	if err != nil {
-		return err
-	}
-	if setup {
-		if err := system.Setup(ctx, cfg, deps, false); err != nil {
+	if p.Setup {
+		if err := system.Setup(ctx, p.Config, p.Deps, false); err != nil {
 			return err
 		}
 	}
-	_, err = system.RunReplayer(ctx, cfg, opts, deps)
-	return err
+	return p.Run(ctx, nil, func(ctx context.Context) error {
+		_, err := system.RunReplayer(ctx, p.Config, opts, p.Deps)
+		return err
+	})
 }

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -15,9 +16,6 @@ import (
 	"syscall"
 	_ "time/tzdata" // the city's time zone without a system tz database
 
-	"golang.org/x/sync/errgroup"
-
-	"github.com/taxi-mlops/taxi-mlops/config"
 	"github.com/taxi-mlops/taxi-mlops/system"
 )
 
@@ -25,44 +23,29 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "worker:", err)
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "worker:", err)
+		}
 		os.Exit(1)
 	}
 }
 
 func run(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	b := config.NewBinder(fs, os.LookupEnv)
-	var cfg system.Config
-	var common system.Common
-	var setup bool
-	cfg.Bind(b)
-	b.Bool(&setup, "setup", true, "create missing topics and buckets and train a first champion for models without one")
-	common.Bind(b, "127.0.0.1:9101", "json")
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	log, err := system.NewLogger(os.Stderr, common.LogLevel, common.LogFormat)
+	p, err := system.NewProcess(args, system.ProcessOptions{
+		Name: "worker", OpsAddr: "127.0.0.1:9101", LogFormat: "json", Env: os.LookupEnv, Stderr: os.Stderr,
+		Setup: true, SetupUsage: "create missing topics and buckets and train a first champion for models without one",
+	})
 	if err != nil {
 		return err
 	}
-	deps, reg, err := system.NewDeps(log)
-	if err != nil {
-		return err
-	}
-	if setup {
-		if err := system.Setup(ctx, cfg, deps, true); err != nil {
+	if p.Setup {
+		if err := system.Setup(ctx, p.Config, p.Deps, true); err != nil {
 			return err
 		}
 	}
-	w, err := system.NewWorker(cfg, deps)
+	w, err := system.NewWorker(p.Config, p.Deps)
 	if err != nil {
 		return err
 	}
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return w.Run(ctx) })
-	if common.OpsAddr != "" {
-		g.Go(func() error { return system.ServeOps(ctx, common.OpsAddr, reg, nil, log) })
-	}
-	return g.Wait()
+	return p.Run(ctx, nil, w.Run)
 }

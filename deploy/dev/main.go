@@ -26,8 +26,6 @@ import (
 	"text/tabwriter"
 	_ "time/tzdata" // the city's time zone without a system tz database
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/taxi-mlops/taxi-mlops/config"
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/deploy/devstack"
@@ -55,41 +53,29 @@ type options struct {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	b := config.NewBinder(fs, os.LookupEnv)
 	var (
-		cfg    system.Config
-		common system.Common
-		o      options
-		ro     replay.Options
+		o  options
+		ro replay.Options
 	)
-	cfg.Bind(b)
-	common.Bind(b, "127.0.0.1:9100", "text")
-	// The tour's defaults: a steady stream, then distances in km.
-	system.BindReplay(b, &ro, replay.Options{Rate: 50, Loop: true, Drift: replay.Drift{Kind: replay.DriftMilesToKm, After: 4000}})
-	b.String(&o.dataDir, "data-dir", ".data", "directory of the stack's state (Temporal database, broker log, S3 objects)")
-	b.Int(&o.temporalPort, "temporal-port", 7233, "port of the Temporal dev server's gRPC frontend")
-	b.Int(&o.uiPort, "temporal-ui-port", 8233, "port of the Temporal Web UI")
-	b.Bool(&o.noReplay, "no-replay", false, "do not start the replayer")
-	// The tour's policy: three drifted windows make a retrain, which learns
-	// from the latest 2000 rides; the first champions know the trips the
-	// replay starts with.
-	for name, v := range map[string]string{"policy-min-evidence": "3", "policy-max-rows": "2000", "policy-cooldown": "10m", "bootstrap-trips": "4000"} {
-		if _, ok := os.LookupEnv(config.EnvName(name)); !ok {
-			_ = fs.Set(name, v)
-		}
-	}
-	if err := b.Parse(args); err != nil {
-		return err
-	}
-	log, err := system.NewLogger(os.Stderr, common.LogLevel, common.LogFormat)
+	p, err := system.NewProcess(args, system.ProcessOptions{
+		Name: "dev", OpsAddr: "127.0.0.1:9100", LogFormat: "text", Env: os.LookupEnv, Stderr: os.Stderr,
+		Bind: func(b *config.Binder) {
+			// The tour: a steady stream, then distances in km.
+			system.BindReplay(b, &ro, replay.Options{Rate: 50, Loop: true, Drift: replay.Drift{Kind: replay.DriftMilesToKm, After: 4000}})
+			b.String(&o.dataDir, "data-dir", ".data", "directory of the stack's state (Temporal database, broker log, S3 objects)")
+			b.Int(&o.temporalPort, "temporal-port", 7233, "port of the Temporal dev server's gRPC frontend")
+			b.Int(&o.uiPort, "temporal-ui-port", 8233, "port of the Temporal Web UI")
+			b.Bool(&o.noReplay, "no-replay", false, "do not start the replayer")
+		},
+		// The tour's policy: three drifted windows make a retrain, which
+		// learns from the latest 2000 rides; the first champions know the
+		// trips the replay starts with.
+		Defaults: map[string]string{"policy-min-evidence": "3", "policy-max-rows": "2000", "policy-cooldown": "10m", "bootstrap-trips": "4000"},
+	})
 	if err != nil {
 		return err
 	}
-	deps, reg, err := system.NewDeps(log)
-	if err != nil {
-		return err
-	}
+	cfg, common, deps, log := p.Config, p.Common, p.Deps, p.Deps.Logger
 	if err := os.MkdirAll(o.dataDir, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -156,20 +142,15 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	log.Info("schedules applied", "schedules", applied)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return worker.Run(gctx) })
-	g.Go(func() error { return streamers.Run(gctx) })
-	if common.OpsAddr != "" {
-		g.Go(func() error { return system.ServeOps(gctx, common.OpsAddr, reg, streamers.Ready, log) })
-	}
+	fns := []func(context.Context) error{worker.Run, streamers.Run}
 	if !o.noReplay {
-		g.Go(func() error {
-			_, err := system.RunReplayer(gctx, cfg, ro, deps)
+		fns = append(fns, func(ctx context.Context) error {
+			_, err := system.RunReplayer(ctx, cfg, ro, deps)
 			return err
 		})
 	}
 	banner(out, cfg, common, o, ro, s3.Addr)
-	err = g.Wait()
+	err = p.Run(ctx, streamers.Ready, fns...)
 	log.Info("stopping the embedded stack")
 	return err
 }
