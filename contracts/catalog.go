@@ -36,11 +36,27 @@ const (
 	TopicActuals            = "taxi-actuals"
 	TopicDemandPredictions  = "demand-predictions"
 	TopicModelUpdates       = "model-updates"
+	TopicWeather            = "weather-observations"
+
+	// Internal topics: records re-keyed by community area so one replica
+	// sees every record of an area (repartitioning).
+	TopicFeaturesByArea = "taxi-features-by-area"
+	TopicGPSByArea      = "taxi-gps-by-area"
 )
 
 // Consumers names every consumer group of the system. Each has its own
 // dead-letter topic, see DeadLetterTopic.
-var consumers = []string{"features", "inference", "quality", "bridge"}
+var consumers = []string{
+	"features", "inference", "quality", "bridge",
+	"area-repartition", "aggregates", "gps-repartition", "demand", "anomaly", "metrics",
+}
+
+// stateful lists the consumers that keep state in a changelog topic, with
+// the partition count of their (co-partitioned) inputs.
+var stateful = map[string]int32{"aggregates": 6, "demand": 6, "anomaly": 6, "metrics": 6}
+
+// ChangelogTopic is the compacted topic holding a stateful consumer's state.
+func ChangelogTopic(consumer string) string { return "taxi-mlops-" + consumer + "-changelog" }
 
 // Consumers returns the names of the system's consumers (streamer roles).
 func Consumers() []string { return append([]string(nil), consumers...) }
@@ -58,7 +74,7 @@ func Catalog() []Topic {
 		{Name: TopicRidesRaw, Partitions: 6, Key: "trip_id", Message: "RawRide"},
 		{Name: TopicGPSStream, Partitions: 12, Key: "vehicle_id", Message: "GPSPing"},
 		{Name: TopicFeaturesRealtime, Partitions: 6, Key: "trip_id", Message: "Features"},
-		{Name: TopicFeaturesAggregated, Partitions: 3, Key: "area_id", Message: "AreaAggregate", Compacted: true},
+		{Name: TopicFeaturesAggregated, Partitions: 3, Key: "area_id:time_window", Message: "AreaAggregate", Compacted: true},
 		{Name: TopicPredictions, Partitions: 6, Key: "trip_id", Message: "Prediction"},
 		{Name: TopicAnomalies, Partitions: 3, Key: "trip_id", Message: "Anomaly"},
 		{Name: TopicModelMetrics, Partitions: 3, Key: "model_name", Message: "ModelMetric"},
@@ -68,9 +84,15 @@ func Catalog() []Topic {
 		{Name: TopicDemandPredictions, Partitions: 3, Key: "area_id", Message: "DemandPrediction"},
 		// One partition: every replica reads every update in order.
 		{Name: TopicModelUpdates, Partitions: 1, Key: "model_name", Message: "ModelUpdate"},
+		{Name: TopicWeather, Partitions: 1, Key: "station", Message: "WeatherObservation", Compacted: true},
+		{Name: TopicFeaturesByArea, Partitions: 6, Key: "pickup_community_area", Message: "Features"},
+		{Name: TopicGPSByArea, Partitions: 6, Key: "community area", Message: "GPSPing"},
 	}
 	for _, c := range consumers {
 		ts = append(ts, Topic{Name: DeadLetterTopic(c), Partitions: 1, Key: "original key", Message: "original bytes"})
+		if n, ok := stateful[c]; ok {
+			ts = append(ts, Topic{Name: ChangelogTopic(c), Partitions: n, Key: "state key", Message: "state entry", Compacted: true})
+		}
 	}
 	return ts
 }

@@ -34,6 +34,10 @@ func IsInvalid(err error) bool {
 	return errors.As(err, &ie)
 }
 
+// Invalid returns an InvalidError about field, for processors that check
+// more than a message's own Validate.
+func Invalid(field, format string, args ...any) error { return invalid(field, format, args...) }
+
 func invalid(field, format string, args ...any) error {
 	return &InvalidError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
@@ -85,18 +89,19 @@ func checkVersion(m any) error {
 	return nil
 }
 
-func (m *RawRide) schemaVersion() *int          { return &m.SchemaVersion }
-func (m *Actual) schemaVersion() *int           { return &m.SchemaVersion }
-func (m *Features) schemaVersion() *int         { return &m.SchemaVersion }
-func (m *Prediction) schemaVersion() *int       { return &m.SchemaVersion }
-func (m *DataQualityAlert) schemaVersion() *int { return &m.SchemaVersion }
-func (m *ModelMetric) schemaVersion() *int      { return &m.SchemaVersion }
-func (m *ModelUpdate) schemaVersion() *int      { return &m.SchemaVersion }
-func (m *GPSPing) schemaVersion() *int          { return &m.SchemaVersion }
-func (m *AreaAggregate) schemaVersion() *int    { return &m.SchemaVersion }
-func (m *Anomaly) schemaVersion() *int          { return &m.SchemaVersion }
-func (m *RideRequest) schemaVersion() *int      { return &m.SchemaVersion }
-func (m *DemandPrediction) schemaVersion() *int { return &m.SchemaVersion }
+func (m *RawRide) schemaVersion() *int            { return &m.SchemaVersion }
+func (m *Actual) schemaVersion() *int             { return &m.SchemaVersion }
+func (m *Features) schemaVersion() *int           { return &m.SchemaVersion }
+func (m *Prediction) schemaVersion() *int         { return &m.SchemaVersion }
+func (m *DataQualityAlert) schemaVersion() *int   { return &m.SchemaVersion }
+func (m *ModelMetric) schemaVersion() *int        { return &m.SchemaVersion }
+func (m *ModelUpdate) schemaVersion() *int        { return &m.SchemaVersion }
+func (m *GPSPing) schemaVersion() *int            { return &m.SchemaVersion }
+func (m *AreaAggregate) schemaVersion() *int      { return &m.SchemaVersion }
+func (m *Anomaly) schemaVersion() *int            { return &m.SchemaVersion }
+func (m *RideRequest) schemaVersion() *int        { return &m.SchemaVersion }
+func (m *DemandPrediction) schemaVersion() *int   { return &m.SchemaVersion }
+func (m *WeatherObservation) schemaVersion() *int { return &m.SchemaVersion }
 
 // Chicago's rough bounding box, generous enough for airports and suburbs
 // served by city taxis.
@@ -391,4 +396,23 @@ func (m *DemandPrediction) Validate() error {
 		return invalid("area_id", "%d is not in 1..77", m.AreaID)
 	}
 	return nonNegative("predicted_trips", m.PredictedTrips)
+}
+
+// WeatherConditions are the conditions a WeatherObservation may report.
+func WeatherConditions() []string { return []string{"clear", "cloudy", "rain", "snow", "fog", "storm"} }
+
+// Validate checks station, time and condition.
+func (m *WeatherObservation) Validate() error {
+	if err := required("station", m.Station); err != nil {
+		return err
+	}
+	if err := requiredTime("timestamp", m.Timestamp); err != nil {
+		return err
+	}
+	for _, c := range WeatherConditions() {
+		if m.Condition == c {
+			return nil
+		}
+	}
+	return invalid("condition", "%q is not one of %v", m.Condition, WeatherConditions())
 }

@@ -97,8 +97,11 @@ type DataQualityAlert struct {
 	ModelName        string   `json:"model_name"`
 	ModelVersion     string   `json:"model_version"`
 	AffectedFeatures []string `json:"affected_features"`
-	// Scores holds the drift statistic per feature (PSI for now).
+	// Scores holds the drift statistic that decides, per feature (PSI).
 	Scores map[string]float64 `json:"scores"`
+	// Statistics holds every statistic computed, by feature then name
+	// (psi, ks, ks_pvalue, wasserstein, js, chi2, chi2_pvalue, null_rate …).
+	Statistics map[string]map[string]float64 `json:"statistics,omitempty"`
 	// DriftScore is the largest of Scores.
 	DriftScore  float64   `json:"drift_score"`
 	Threshold   float64   `json:"threshold"`
@@ -158,13 +161,15 @@ type ModelUpdate struct {
 
 // GPSPing is one position report of a vehicle (taxi-gps-stream).
 type GPSPing struct {
-	SchemaVersion int       `json:"schema_version"`
-	VehicleID     string    `json:"vehicle_id"`
-	Timestamp     time.Time `json:"timestamp"`
-	Latitude      float64   `json:"latitude"`
-	Longitude     float64   `json:"longitude"`
-	Speed         float64   `json:"speed"`   // mph
-	Heading       float64   `json:"heading"` // degrees from north
+	SchemaVersion int    `json:"schema_version"`
+	VehicleID     string `json:"vehicle_id"`
+	// TripID is the trip the vehicle is on, "" when it is idle.
+	TripID    string    `json:"trip_id,omitempty"`
+	Timestamp time.Time `json:"timestamp"`
+	Latitude  float64   `json:"latitude"`
+	Longitude float64   `json:"longitude"`
+	Speed     float64   `json:"speed"`   // mph
+	Heading   float64   `json:"heading"` // degrees from north
 }
 
 // AreaAggregate is a windowed aggregate of one community area
@@ -207,9 +212,33 @@ type RideRequest struct {
 
 // DemandPrediction forecasts trip starts of an area (demand-predictions).
 type DemandPrediction struct {
-	SchemaVersion  int       `json:"schema_version"`
-	AreaID         int       `json:"area_id"`
-	Timestamp      time.Time `json:"timestamp"`
+	SchemaVersion int       `json:"schema_version"`
+	AreaID        int       `json:"area_id"`
+	Timestamp     time.Time `json:"timestamp"` // event time the forecast was made at
+	// Horizon is how far ahead the forecast looks ("15m", "60m"); it
+	// covers [PeriodStart, PeriodEnd).
 	Horizon        string    `json:"horizon"`
+	PeriodStart    time.Time `json:"period_start"`
+	PeriodEnd      time.Time `json:"period_end"`
 	PredictedTrips float64   `json:"predicted_trips"`
+	// Baseline is the seasonal expectation for the period; Level the
+	// recent demand relative to its own baseline that scales it.
+	Baseline float64 `json:"baseline"`
+	Level    float64 `json:"level"`
+	// ActiveVehicles seen in the area recently (GPS pings), the supply
+	// side of demand.
+	ActiveVehicles int    `json:"active_vehicles"`
+	ModelVersion   string `json:"model_version"`
+}
+
+// WeatherObservation is the weather at a station (weather-observations), a
+// table: the latest observation per station holds until the next.
+type WeatherObservation struct {
+	SchemaVersion int       `json:"schema_version"`
+	Station       string    `json:"station"`
+	Timestamp     time.Time `json:"timestamp"`
+	// Condition is one of clear, cloudy, rain, snow, fog, storm.
+	Condition       string   `json:"condition"`
+	TemperatureC    *float64 `json:"temperature_c"`
+	PrecipitationMM *float64 `json:"precipitation_mm"`
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/replay"
+	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/streamers/stream"
 	"github.com/taxi-mlops/taxi-mlops/system"
@@ -73,7 +74,11 @@ func startStack(t *testing.T, policy workflows.Policy) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := system.Deps{Logger: log, Metrics: prometheus.NewRegistry(), Location: loc, Areas: areas}
+	base, err := system.SampleBaseline(loc, areas)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := system.Deps{Logger: log, Metrics: prometheus.NewRegistry(), Location: loc, Areas: areas, Baseline: base}
 
 	srv, err := devstack.StartTemporal(ctx, devstack.TemporalOptions{CLIPath: cli, Log: log})
 	if err != nil {
@@ -91,8 +96,9 @@ func startStack(t *testing.T, policy workflows.Policy) *stack {
 		Temporal: system.TemporalConfig{HostPort: srv.FrontendHostPort(), Namespace: "default", TaskQueue: workflows.TaskQueue},
 		S3: system.S3Config{AccessKey: "e2e", SecretKey: "e2e-secret-key", Region: "us-east-1",
 			ModelBucket: "models", DatasetBucket: "datasets", FeatureBucket: "features"},
-		Quality: quality.Config{WindowSize: 500, Warning: 0.1, Critical: 0.25},
-		Policy:  policy,
+		Quality:    quality.Config{WindowSize: 500, Warning: 0.1, Critical: 0.25},
+		Aggregates: aggregates.Config{Grace: 7 * 24 * time.Hour},
+		Policy:     policy,
 	}
 	s3, err := devstack.StartS3("127.0.0.1:0", t.TempDir(), cfg.S3.AccessKey, cfg.S3.SecretKey, cfg.S3.Buckets(), log)
 	if err != nil {

@@ -19,6 +19,8 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/config"
 	"github.com/taxi-mlops/taxi-mlops/geo"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
+	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
 )
@@ -106,6 +108,8 @@ type Config struct {
 	Quality  quality.Config
 	// Policy of drift monitors the bridge starts.
 	Policy workflows.Policy
+	// Aggregates defines the hopping windows of the aggregates role.
+	Aggregates aggregates.Config
 	// Guarantee of the streamers: exactly-once or at-least-once.
 	Guarantee string
 	// BootstrapTrips is how many trips of the sample, the earliest, a first
@@ -125,6 +129,7 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
 	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")
 	b.Int(&c.Policy.Retrain.MaxRows, "policy-max-rows", 5000, "recent rides a drift-triggered retrain snapshots")
+	b.Duration(&c.Aggregates.Grace, "aggregates-grace", 10*time.Minute, "how long after a window's end trips may still arrive (event time; a fast replay needs days)")
 	b.String(&c.Guarantee, "guarantee", "exactly-once", "delivery guarantee of the streamers: exactly-once (Kafka transactions) or at-least-once")
 	b.Int(&c.BootstrapTrips, "bootstrap-trips", 0, "train first champions on the earliest N trips of the sample (0 = all)")
 }
@@ -135,4 +140,6 @@ type Deps struct {
 	Metrics  prometheus.Registerer
 	Location *time.Location
 	Areas    *geo.Areas
+	// Baseline is the seasonal demand learnt from the shipped sample.
+	Baseline *seasonal.Baseline
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/taxi-mlops/taxi-mlops/config"
 	"github.com/taxi-mlops/taxi-mlops/geo"
+	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
+	"github.com/taxi-mlops/taxi-mlops/rides"
 )
 
 // NewLogger returns the process's structured logger: JSON or text on w at
@@ -46,9 +48,32 @@ func NewDeps(log *slog.Logger) (Deps, *prometheus.Registry, error) {
 	if err != nil {
 		return Deps{}, nil, err
 	}
+	base, err := SampleBaseline(loc, areas)
+	if err != nil {
+		return Deps{}, nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return Deps{Logger: log, Metrics: reg, Location: loc, Areas: areas}, reg, nil
+	return Deps{Logger: log, Metrics: reg, Location: loc, Areas: areas, Baseline: base}, reg, nil
+}
+
+// SampleBaseline fits the seasonal demand baseline on the shipped trips,
+// with pickup areas found the way the streamers find them.
+func SampleBaseline(loc *time.Location, areas *geo.Areas) (*seasonal.Baseline, error) {
+	rows, err := SampleRows(loc)
+	if err != nil {
+		return nil, err
+	}
+	events := make([]seasonal.Event, len(rows))
+	for i := range rows {
+		t := rides.FeatureTrip(&rows[i].Ride, areas)
+		events[i] = seasonal.Event{Time: t.Pickup, Area: t.PickupArea}
+	}
+	b, err := seasonal.Fit(events, loc)
+	if err != nil {
+		return nil, fmt.Errorf("seasonal baseline of the sample: %w", err)
+	}
+	return b, nil
 }
 
 // Common are the flags every process has.

@@ -8,13 +8,16 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/registry"
+	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/bridge"
 	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
 	"github.com/taxi-mlops/taxi-mlops/streamers/features"
 	"github.com/taxi-mlops/taxi-mlops/streamers/inference"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
+	"github.com/taxi-mlops/taxi-mlops/streamers/state"
 	"github.com/taxi-mlops/taxi-mlops/streamers/stream"
 	"github.com/taxi-mlops/taxi-mlops/training"
 )
@@ -25,10 +28,14 @@ const (
 	RoleInference = "inference"
 	RoleQuality   = "quality"
 	RoleBridge    = "bridge"
+	// RoleAggregates runs two stages: area-repartition and aggregates.
+	RoleAggregates = "aggregates"
 )
 
 // Roles lists every streamer role.
-func Roles() []string { return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge} }
+func Roles() []string {
+	return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge, RoleAggregates}
+}
 
 // ParseRoles reads a comma-separated role list; "all" means every role.
 func ParseRoles(s string) ([]string, error) {
@@ -81,6 +88,13 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 	}
 	metrics := stream.NewMetrics(deps.Metrics)
 	champMetrics := champions.NewMetrics(deps.Metrics)
+	var am *aggregates.Metrics
+	aggMetrics := func() *aggregates.Metrics {
+		if am == nil {
+			am = aggregates.NewMetrics(deps.Metrics)
+		}
+		return am
+	}
 	s := &Streamers{}
 	var reg *registry.Registry
 	needRegistry := slices.Contains(roles, RoleInference) || slices.Contains(roles, RoleQuality)
@@ -92,23 +106,20 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 		reg = registry.New(mc, cfg.S3.ModelBucket)
 	}
 	for _, role := range roles {
-		var proc interface {
-			stream.Processor
-			Topics() []string
-		}
+		var stages []stage
 		switch role {
 		case RoleFeatures:
-			proc = &features.Processor{Areas: deps.Areas, Location: deps.Location}
+			stages = one(role, &features.Processor{Areas: deps.Areas, Location: deps.Location})
 		case RoleInference:
 			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
 			s.sets = append(s.sets, set)
 			s.run = append(s.run, func(ctx context.Context) error { return set.Run(ctx, cfg.Kafka, kdeps) })
-			proc = &inference.Processor{Models: set}
+			stages = one(role, &inference.Processor{Models: set})
 		case RoleQuality:
 			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
 			s.sets = append(s.sets, set)
 			s.run = append(s.run, func(ctx context.Context) error { return set.Run(ctx, cfg.Kafka, kdeps) })
-			proc = quality.New(cfg.Quality, set)
+			stages = one(role, quality.New(cfg.Quality, set))
 		case RoleBridge:
 			tc, err := cfg.Temporal.Dial(deps.Logger)
 			if err != nil {
@@ -119,19 +130,46 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 				tc.Close()
 				return nil
 			})
-			proc = &bridge.Processor{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Models: training.ModelNames(), Policy: cfg.Policy}
+			stages = one(role, &bridge.Processor{Temporal: tc, TaskQueue: cfg.Temporal.TaskQueue, Models: training.ModelNames(), Policy: cfg.Policy})
+		case RoleAggregates:
+			store := state.New(contracts.ChangelogTopic("aggregates"), cfg.Kafka, kafka.Deps{Logger: deps.Logger})
+			agg, err := aggregates.NewAggregator(cfg.Aggregates, deps.Baseline, store, aggMetrics(), deps.Logger.With("role", "aggregates"))
+			if err != nil {
+				return nil, fmt.Errorf("aggregates: %w", err)
+			}
+			stages = []stage{
+				{name: "area-repartition", proc: aggregates.Repartitioner{}},
+				{name: "aggregates", proc: agg, manual: agg.ManualPartitions()},
+			}
 		default:
 			return nil, fmt.Errorf("unknown streamer role %q", role)
 		}
-		r, err := stream.New(stream.Config{Name: role, Topics: proc.Topics(), Guarantee: guarantee}, cfg.Kafka, proc, metrics, kdeps)
-		if err != nil {
-			return nil, err
+		for _, st := range stages {
+			r, err := stream.New(stream.Config{Name: st.name, Topics: st.proc.Topics(), Guarantee: guarantee, ManualPartitions: st.manual},
+				cfg.Kafka, st.proc, metrics, kdeps)
+			if err != nil {
+				return nil, err
+			}
+			s.runners = append(s.runners, r)
+			s.run = append(s.run, r.Run)
 		}
-		s.runners = append(s.runners, r)
-		s.run = append(s.run, r.Run)
 	}
 	return s, nil
 }
+
+// stage is one consumer group of a role.
+type stage struct {
+	name   string
+	proc   topicProcessor
+	manual []string // output topics partitioned by the processor
+}
+
+type topicProcessor interface {
+	stream.Processor
+	Topics() []string
+}
+
+func one(name string, p topicProcessor) []stage { return []stage{{name: name, proc: p}} }
 
 // Run runs every role until ctx ends or one fails.
 func (s *Streamers) Run(ctx context.Context) error {

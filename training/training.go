@@ -30,6 +30,7 @@ import (
 // Model names.
 const (
 	Fare      = "fare"
+	Tip       = "tip"
 	BigTipper = "big_tipper"
 )
 
@@ -69,6 +70,11 @@ func Models() []Model {
 			Name: Fare, Objective: "reg:squarederror", Features: features.FareFeatures,
 			Label:         func(e *Example) float32 { return float32(e.Fare) },
 			PrimaryMetric: MetricRMSE, Params: fare,
+		},
+		{
+			Name: Tip, Objective: "reg:squarederror", Features: features.TipperFeatures,
+			Label:         func(e *Example) float32 { return float32(e.Tips) },
+			PrimaryMetric: MetricRMSE, Params: boost.DefaultParams("reg:squarederror"),
 		},
 		{
 			Name: BigTipper, Objective: "binary:logistic", Features: features.TipperFeatures,

@@ -1,5 +1,5 @@
 // Package inference is the inference streamer: it scores each feature record
-// with the current champions — fare and big-tipper probability — and
+// with the current champions — fare, tip and big-tipper probability — and
 // publishes a prediction that names the model versions that made it.
 package inference
 
@@ -38,28 +38,35 @@ func (p *Processor) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, e
 	if err != nil {
 		return nil, err
 	}
+	tip, err := p.Models.Require(training.Tip)
+	if err != nil {
+		return nil, err
+	}
 	row := rides.Row(f)
-	x := make([]float32, max(fare.Spec.Len(), tipper.Spec.Len()))
+	x := make([]float32, max(fare.Spec.Len(), tipper.Spec.Len(), tip.Spec.Len()))
 
 	fare.Spec.Vector(&row, x[:fare.Spec.Len()])
 	predFare := math.Max(0, fare.Eval.Predict(x[:fare.Spec.Len()]))
 
-	// The big-tipper model takes the fare; a ride request has none yet, so
-	// the predicted fare stands in for it.
+	// The tip models take the fare; a ride request has none yet, so the
+	// predicted fare stands in for it.
 	if math.IsNaN(row.Fare) {
 		row.Fare = predFare
 	}
 	tipper.Spec.Vector(&row, x[:tipper.Spec.Len()])
 	prob := tipper.Eval.Predict(x[:tipper.Spec.Len()])
+	tip.Spec.Vector(&row, x[:tip.Spec.Len()])
+	predTip := math.Max(0, tip.Eval.Predict(x[:tip.Spec.Len()]))
 
 	pred := contracts.Prediction{
 		TripID:          f.TripID,
 		Timestamp:       f.Timestamp,
 		PredictedFare:   predFare,
+		PredictedTip:    &predTip,
 		BigTipperProb:   &prob,
 		ConfidenceScore: Confidence(predFare, fare.Metrics[training.MetricResidualStd]),
 		ModelVersion:    fare.Version,
-		ModelVersions:   map[string]string{fare.Name: fare.Version, tipper.Name: tipper.Version},
+		ModelVersions:   map[string]string{fare.Name: fare.Version, tipper.Name: tipper.Version, tip.Name: tip.Version},
 		RequestID:       f.RequestID,
 	}
 	b, err := contracts.Encode(&pred)

@@ -84,6 +84,7 @@ type fixture struct {
 	examples []training.Example
 	fare     *training.Candidate
 	tipper   *training.Candidate
+	tip      *training.Candidate
 	// fare2 is a fare model trained on doubled fares: a recognisably
 	// different champion.
 	fare2 *training.Candidate
@@ -115,6 +116,9 @@ var models = sync.OnceValues(func() (*fixture, error) {
 		return nil, err
 	}
 	if f.tipper, err = fit(training.BigTipper, ex); err != nil {
+		return nil, err
+	}
+	if f.tip, err = fit(training.Tip, ex); err != nil {
 		return nil, err
 	}
 	doubled := make([]training.Example, len(ex))
@@ -195,6 +199,7 @@ func TestProcessPredicts(t *testing.T) {
 	set := newSet()
 	set.Serve(loaded(training.Fare, "v-fare-1", f.fare), "test")
 	set.Serve(loaded(training.BigTipper, "v-tipper-1", f.tipper), "test")
+	set.Serve(loaded(training.Tip, "v-tip-1", f.tip), "test")
 	p := &inference.Processor{Models: set}
 	if got := p.Topics(); len(got) != 1 || got[0] != contracts.TopicFeaturesRealtime {
 		t.Errorf("Topics = %q", got)
@@ -216,8 +221,8 @@ func TestProcessPredicts(t *testing.T) {
 			if pred.ModelVersion != "v-fare-1" {
 				t.Errorf("model_version %q, want the fare model's v-fare-1", pred.ModelVersion)
 			}
-			if len(pred.ModelVersions) != 2 || pred.ModelVersions[training.Fare] != "v-fare-1" ||
-				pred.ModelVersions[training.BigTipper] != "v-tipper-1" {
+			if len(pred.ModelVersions) != 3 || pred.ModelVersions[training.Fare] != "v-fare-1" ||
+				pred.ModelVersions[training.BigTipper] != "v-tipper-1" || pred.ModelVersions[training.Tip] != "v-tip-1" {
 				t.Errorf("model_versions %v", pred.ModelVersions)
 			}
 			row := rides.Row(&msg)
@@ -227,6 +232,9 @@ func TestProcessPredicts(t *testing.T) {
 			}
 			if pred.BigTipperProb == nil {
 				t.Fatalf("%s: no big-tipper probability", msg.TripID)
+			}
+			if pred.PredictedTip == nil || *pred.PredictedTip < 0 {
+				t.Fatalf("%s: predicted tip %v", msg.TripID, pred.PredictedTip)
 			}
 			prob := *pred.BigTipperProb
 			if !(prob >= 0 && prob <= 1) {
@@ -265,6 +273,7 @@ func TestProcessWithoutChampionIsTransient(t *testing.T) {
 		{"none loaded", nil, training.Fare},
 		{"only the tipper", []*training.Loaded{loaded(training.BigTipper, "v1", f.tipper)}, training.Fare},
 		{"only the fare model", []*training.Loaded{loaded(training.Fare, "v1", f.fare)}, training.BigTipper},
+		{"no tip model", []*training.Loaded{loaded(training.Fare, "v1", f.fare), loaded(training.BigTipper, "v1", f.tipper)}, training.Tip},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			set := newSet()
@@ -296,6 +305,7 @@ func TestProcessInvalidFeatures(t *testing.T) {
 	set := newSet()
 	set.Serve(loaded(training.Fare, "v1", f.fare), "test")
 	set.Serve(loaded(training.BigTipper, "v1", f.tipper), "test")
+	set.Serve(loaded(training.Tip, "v-tip-1", f.tip), "test")
 	p := &inference.Processor{Models: set}
 	for _, v := range []string{
 		`{`,
@@ -315,6 +325,7 @@ func TestProcessHotSwap(t *testing.T) {
 	set := newSet()
 	set.Serve(loaded(training.Fare, "v-fare-1", f.fare), "test")
 	set.Serve(loaded(training.BigTipper, "v-tipper-1", f.tipper), "test")
+	set.Serve(loaded(training.Tip, "v-tip-1", f.tip), "test")
 	p := &inference.Processor{Models: set}
 
 	in, msg := f.record(t, 1234, false)

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -53,6 +54,21 @@ type PermanentError struct{ Err error }
 
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
+
+// FatalError stops the runner: the processor cannot go on (its state is
+// lost) and the process should restart so another replica takes over.
+type FatalError struct{ Err error }
+
+func (e *FatalError) Error() string { return e.Err.Error() }
+func (e *FatalError) Unwrap() error { return e.Err }
+
+// Fatal wraps err as a FatalError.
+func Fatal(err error) error { return &FatalError{Err: err} }
+
+func isFatal(err error) bool {
+	var fe *FatalError
+	return errors.As(err, &fe)
+}
 
 // Permanent wraps err as a PermanentError.
 func Permanent(err error) error { return &PermanentError{Err: err} }
@@ -104,6 +120,28 @@ type Rebalancing interface {
 	Revoked(partitions map[string][]int32)
 }
 
+// BatchProcessor processes a whole batch at once, to amortise work across
+// records (micro-batching). Result i belongs to in[i] and means what
+// Process's results mean; records with a transient error are retried one by
+// one through Process.
+type BatchProcessor interface {
+	Processor
+	ProcessBatch(ctx context.Context, in []*kgo.Record) []Result
+}
+
+// Result is one record's outcome in a batch.
+type Result struct {
+	Out []*kgo.Record
+	Err error
+}
+
+// Flusher processors emit records once per batch, after its last record
+// and inside its transaction: a state store writing each changed key's
+// latest value to its changelog once, not once per update.
+type Flusher interface {
+	Flush(ctx context.Context) ([]*kgo.Record, error)
+}
+
 // Sized processors report how many entries of state they hold, for the
 // taxi_streamer_state_entries gauge.
 type Sized interface {
@@ -132,6 +170,10 @@ type Config struct {
 	CommitTimeout time.Duration
 	// LagInterval is how often consumer lag is measured (default 15s).
 	LagInterval time.Duration
+	// ManualPartitions lists output topics whose records carry their
+	// partition (a changelog written to the partition of the input it
+	// belongs to); other topics are partitioned by key.
+	ManualPartitions []string
 	// ExtraOpts are appended to the group client's options.
 	ExtraOpts []kgo.Opt
 }
@@ -233,6 +275,12 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 				rebalancing.Revoked(a)
 			}
 		}),
+	}
+	if len(cfg.ManualPartitions) > 0 {
+		opts = append(opts, kgo.RecordPartitioner(partitioner{
+			byKey:  kgo.StickyKeyPartitioner(nil),
+			manual: cfg.ManualPartitions,
+		}))
 	}
 	clientID := "taxi-mlops-" + cfg.Name + "-" + cfg.Instance
 	if cfg.Guarantee == ExactlyOnce {
@@ -346,13 +394,41 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 			b.failed(err)
 		}
 	}
+	var first []Result
+	if bp, ok := r.proc.(BatchProcessor); ok {
+		start := time.Now()
+		first = bp.ProcessBatch(ctx, in)
+		if len(first) != len(in) {
+			return fmt.Errorf("%s: batch processor returned %d results for %d records", r.cfg.Name, len(first), len(in))
+		}
+		per := time.Since(start).Seconds() / float64(len(in))
+		for range in {
+			r.metrics.latency.WithLabelValues(r.cfg.Name).Observe(per)
+		}
+	}
 	stopped := false
-	for _, rec := range in {
+	for i, rec := range in {
 		r.metrics.in.WithLabelValues(r.cfg.Name, rec.Topic).Inc()
-		outs, err := r.processWithRetry(ctx, rec)
+		var outs []*kgo.Record
+		var err error
+		if first != nil && (first[i].Err == nil || IsPermanent(first[i].Err) || isFatal(first[i].Err)) {
+			outs, err = first[i].Out, first[i].Err
+			if err != nil {
+				r.metrics.failed.WithLabelValues(r.cfg.Name, "permanent").Inc()
+			}
+		} else {
+			// One at a time, and transient failures of a batch, retry.
+			outs, err = r.processWithRetry(ctx, rec)
+		}
 		if err != nil && ctx.Err() != nil {
 			stopped = true // stopping in a retry: the rest stays unprocessed
 			break
+		}
+		if isFatal(err) {
+			if r.sess != nil {
+				_, _ = r.sess.End(wctx, kgo.TryAbort)
+			}
+			return fmt.Errorf("%s: %w", r.cfg.Name, err)
 		}
 		if err != nil {
 			outs = []*kgo.Record{r.deadLetter(rec, err)}
@@ -366,6 +442,24 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 			b.out[o.Topic]++
 		}
 		b.records++
+	}
+	if f, ok := r.proc.(Flusher); ok && !stopped {
+		outs, err := f.Flush(ctx)
+		if err != nil {
+			if r.sess != nil {
+				_, _ = r.sess.End(wctx, kgo.TryAbort)
+			}
+			r.rollback()
+			return fmt.Errorf("%s: flush state: %w", r.cfg.Name, err)
+		}
+		for _, o := range outs {
+			if r.sess != nil {
+				r.sess.Produce(wctx, o, promise)
+			} else {
+				r.cl.Produce(wctx, o, promise)
+			}
+			b.out[o.Topic]++
+		}
 	}
 	if r.sess != nil {
 		return r.endTransaction(wctx, b, stopped)
@@ -430,6 +524,20 @@ func (r *Runner) rollback() {
 	}
 }
 
+// partitioner honours the record's partition on some topics and hashes
+// keys (as Kafka's default partitioner does) on the others.
+type partitioner struct {
+	byKey  kgo.Partitioner
+	manual []string
+}
+
+func (p partitioner) ForTopic(t string) kgo.TopicPartitioner {
+	if slices.Contains(p.manual, t) {
+		return kgo.ManualPartitioner().ForTopic(t)
+	}
+	return p.byKey.ForTopic(t)
+}
+
 // measureLag reports the group's lag per topic until ctx ends.
 func (r *Runner) measureLag(ctx context.Context) {
 	adm := kadm.NewClient(r.cl)
@@ -465,6 +573,9 @@ func (r *Runner) processWithRetry(ctx context.Context, rec *kgo.Record) ([]*kgo.
 		}
 		if IsPermanent(err) {
 			r.metrics.failed.WithLabelValues(r.cfg.Name, "permanent").Inc()
+			return nil, err
+		}
+		if isFatal(err) {
 			return nil, err
 		}
 		r.metrics.failed.WithLabelValues(r.cfg.Name, "transient").Inc()
