@@ -31,12 +31,38 @@ type Config struct {
 	Brokers []string
 	// ReplicationFactor of created topics; -1 uses the broker default.
 	ReplicationFactor int
+	// SessionTimeout of consumer group members: how long a silent
+	// (crashed) member keeps its partitions. 0 = franz-go's 45s.
+	SessionTimeout time.Duration
+	// TransactionTimeout after which the broker aborts a transaction its
+	// producer stopped tending (a crashed replica). 0 = franz-go's 40s.
+	TransactionTimeout time.Duration
 }
 
 // Bind registers the flags of c.
 func (c *Config) Bind(b *config.Binder) {
 	b.List(&c.Brokers, "kafka-brokers", []string{"127.0.0.1:9092"}, "Kafka bootstrap brokers")
 	b.Int(&c.ReplicationFactor, "kafka-replication-factor", -1, "replication factor of topics created at start-up (-1 = broker default)")
+	b.Duration(&c.SessionTimeout, "kafka-session-timeout", 45*time.Second, "how long a crashed streamer replica keeps its partitions before the group moves them")
+	b.Duration(&c.TransactionTimeout, "kafka-transaction-timeout", 40*time.Second, "how long a crashed replica's open transaction blocks its partitions before the broker aborts it")
+}
+
+// GroupOpts are the options of a consumer-group member with these settings.
+func (c Config) GroupOpts() []kgo.Opt {
+	var opts []kgo.Opt
+	if c.SessionTimeout > 0 {
+		opts = append(opts, kgo.SessionTimeout(c.SessionTimeout))
+	}
+	return opts
+}
+
+// TransactOpts are the options of a transactional producer.
+func (c Config) TransactOpts() []kgo.Opt {
+	var opts []kgo.Opt
+	if c.TransactionTimeout > 0 {
+		opts = append(opts, kgo.TransactionTimeout(c.TransactionTimeout))
+	}
+	return opts
 }
 
 // Deps are what every client is instrumented with.

@@ -250,7 +250,7 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 		log:     deps.Logger.With("role", cfg.Name),
 	}
 	rebalancing, _ := proc.(Rebalancing)
-	opts := []kgo.Opt{
+	opts := append(kcfg.GroupOpts(),
 		kgo.ConsumerGroup(contracts.ConsumerGroup(cfg.Name)),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -275,7 +275,7 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 				rebalancing.Revoked(a)
 			}
 		}),
-	}
+	)
 	if len(cfg.ManualPartitions) > 0 {
 		opts = append(opts, kgo.RecordPartitioner(partitioner{
 			byKey:  kgo.StickyKeyPartitioner(nil),
@@ -285,6 +285,7 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 	clientID := "taxi-mlops-" + cfg.Name + "-" + cfg.Instance
 	if cfg.Guarantee == ExactlyOnce {
 		opts = append(opts, kgo.TransactionalID(clientID), kgo.RequireStableFetchOffsets())
+		opts = append(opts, kcfg.TransactOpts()...)
 		sess, err := kafka.NewTransactSession(kcfg, clientID, deps, append(opts, cfg.ExtraOpts...)...)
 		if err != nil {
 			return nil, err
