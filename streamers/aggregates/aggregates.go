@@ -58,6 +58,10 @@ type Config struct {
 	// Grace is how long after a window's end records may still arrive
 	// (default 10m). A replay compresses time, so it needs event-time days.
 	Grace time.Duration
+	// EmitEveryWindow emits each window as it closes. By default the output
+	// is a table, as the compacted topic keyed by area and window size is:
+	// each batch emits only the latest window that closed per area and size.
+	EmitEveryWindow bool
 }
 
 // WithDefaults fills zero fields.
@@ -187,13 +191,36 @@ func (h *endHeap) Pop() any {
 // partition is the state of one input partition.
 type partition struct {
 	streamTime int64 // unix seconds; 0 = nothing seen
+	timeDirty  bool
 	windows    map[winKey]*agg
 	ends       endHeap
-	dirty      map[string]bool // changelog keys changed since the last flush
+	// dirty windows changed since the last flush; persisted ones are in
+	// the changelog as of the last flush, so a window opened and closed
+	// within one batch costs the changelog nothing.
+	dirty     map[winKey]struct{}
+	persisted map[winKey]struct{}
+	// closed holds, per area and size, the latest window closed since the
+	// last flush (table output).
+	closed map[outKey]closedWindow
+}
+
+type outKey struct {
+	size time.Duration
+	area int
+}
+
+type closedWindow struct {
+	key winKey
+	agg agg
 }
 
 func newPartition() *partition {
-	return &partition{windows: map[winKey]*agg{}, dirty: map[string]bool{}}
+	return &partition{
+		windows:   map[winKey]*agg{},
+		dirty:     map[winKey]struct{}{},
+		persisted: map[winKey]struct{}{},
+		closed:    map[outKey]closedWindow{},
+	}
 }
 
 const streamTimeKey = "t"
@@ -252,7 +279,7 @@ func (a *Aggregator) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, 
 	t := f.Timestamp.Unix()
 	if t > p.streamTime {
 		p.streamTime = t
-		p.dirty[streamTimeKey] = true
+		p.timeDirty = true
 	}
 	grace := int64(a.cfg.Grace / time.Second)
 	added := false
@@ -271,7 +298,7 @@ func (a *Aggregator) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, 
 				heap.Push(&p.ends, k)
 			}
 			g.add(f)
-			p.dirty[k.String()] = true
+			p.dirty[k] = struct{}{}
 			added = true
 		}
 	}
@@ -289,8 +316,9 @@ func floorDiv(a, b int64) int64 {
 	return q
 }
 
-// close emits and forgets the windows of p whose end plus grace the stream
-// time has passed.
+// close forgets the windows of p whose end plus grace the stream time has
+// passed, emitting them now (EmitEveryWindow) or keeping the latest per
+// area and size for Flush.
 func (a *Aggregator) close(p *partition) ([]*kgo.Record, error) {
 	grace := int64(a.cfg.Grace / time.Second)
 	var out []*kgo.Record
@@ -298,7 +326,12 @@ func (a *Aggregator) close(p *partition) ([]*kgo.Record, error) {
 		k := heap.Pop(&p.ends).(winKey)
 		g := p.windows[k]
 		delete(p.windows, k)
-		p.dirty[k.String()] = true
+		p.dirty[k] = struct{}{}
+		if !a.cfg.EmitEveryWindow {
+			// Windows close in end order, so the last one wins.
+			p.closed[outKey{k.size, k.area}] = closedWindow{key: k, agg: *g}
+			continue
+		}
 		rec, err := a.emit(k, g)
 		if err != nil {
 			return nil, err
@@ -356,32 +389,59 @@ func (a *Aggregator) emit(k winKey, g *agg) (*kgo.Record, error) {
 	}, nil
 }
 
-// Flush writes each state entry changed in the batch to the changelog once.
+// Flush emits the batch's latest closed windows (table output) and writes
+// each state entry the batch changed to the changelog once.
 func (a *Aggregator) Flush(context.Context) ([]*kgo.Record, error) {
 	var out []*kgo.Record
 	for _, pn := range sortedKeys(a.parts) {
 		p := a.parts[pn]
-		keys := make([]string, 0, len(p.dirty))
-		for k := range p.dirty {
-			keys = append(keys, k)
+		closed := make([]outKey, 0, len(p.closed))
+		for k := range p.closed {
+			closed = append(closed, k)
 		}
-		slices.Sort(keys)
-		for _, key := range keys {
-			if key == streamTimeKey {
-				out = append(out, a.store.Put(pn, key, []byte(strconv.FormatInt(p.streamTime, 10))))
-				continue
+		slices.SortFunc(closed, func(x, y outKey) int {
+			if x.size != y.size {
+				return int(x.size - y.size)
 			}
-			k, _ := parseWinKey(key)
-			g, open := p.windows[k]
-			if !open {
-				out = append(out, a.store.Delete(pn, key))
-				continue
-			}
-			b, err := json.Marshal(g)
+			return x.area - y.area
+		})
+		for _, k := range closed {
+			c := p.closed[k]
+			rec, err := a.emit(c.key, &c.agg)
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, a.store.Put(pn, key, b))
+			out = append(out, rec)
+		}
+		if p.timeDirty {
+			out = append(out, a.store.Put(pn, streamTimeKey, []byte(strconv.FormatInt(p.streamTime, 10))))
+		}
+		keys := make([]winKey, 0, len(p.dirty))
+		for k := range p.dirty {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(x, y winKey) int {
+			if less(x, y) {
+				return -1
+			}
+			if less(y, x) {
+				return 1
+			}
+			return 0
+		})
+		for _, k := range keys {
+			g, open := p.windows[k]
+			_, persisted := p.persisted[k]
+			switch {
+			case open:
+				b, err := json.Marshal(g)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, a.store.Put(pn, k.String(), b))
+			case persisted:
+				out = append(out, a.store.Delete(pn, k.String()))
+			}
 		}
 	}
 	return out, nil
@@ -396,10 +456,19 @@ func sortedKeys(m map[int32]*partition) []int32 {
 	return ks
 }
 
-// Checkpoint forgets what the committed batch changed.
+// Checkpoint records what the committed batch wrote to the changelog.
 func (a *Aggregator) Checkpoint() {
 	for _, p := range a.parts {
+		for k := range p.dirty {
+			if _, open := p.windows[k]; open {
+				p.persisted[k] = struct{}{}
+			} else {
+				delete(p.persisted, k)
+			}
+		}
 		clear(p.dirty)
+		clear(p.closed)
+		p.timeDirty = false
 	}
 	a.store.Checkpoint()
 }
@@ -411,7 +480,7 @@ func (a *Aggregator) Rollback() {
 	a.store.Rollback()
 	var owned []int32
 	for p, ps := range a.parts {
-		if len(ps.dirty) > 0 {
+		if len(ps.dirty) > 0 || ps.timeDirty || len(ps.closed) > 0 {
 			owned = append(owned, p)
 		}
 	}
@@ -478,6 +547,7 @@ func (a *Aggregator) restore(ctx context.Context, partitions []int32) error {
 				return fmt.Errorf("restore partition %d: window %s: %w", pn, key, err)
 			}
 			p.windows[k] = &g
+			p.persisted[k] = struct{}{}
 			p.ends = append(p.ends, k)
 			entries++
 		}

@@ -227,12 +227,21 @@ func batch(fs []*contracts.Features, parts []int32, cfg aggregates.Config, base 
 }
 
 // TestRestartMidWindowEqualsBatch stops the aggregator half-way through the
-// trips and starts a new one, which knows only the changelog; the windows it
-// emits, over both runs, are exactly those a batch computation gives.
+// trips and starts a new one, which knows only the changelog; what it emits
+// over both runs is what a batch computation gives: every window, or the
+// table of the latest window per area and size.
 func TestRestartMidWindowEqualsBatch(t *testing.T) {
+	for _, every := range []bool{true, false} {
+		t.Run(map[bool]string{true: "every window", false: "table"}[every], func(t *testing.T) {
+			testRestart(t, every)
+		})
+	}
+}
+
+func testRestart(t *testing.T, every bool) {
 	fs, base := sample(t, 4000)
 	c := newCluster(t)
-	cfg := aggregates.Config{Grace: time.Hour}
+	cfg := aggregates.Config{Grace: time.Hour, EmitEveryWindow: every}
 	m := aggregates.NewMetrics(nil)
 
 	half := len(fs) / 2
@@ -243,6 +252,7 @@ func TestRestartMidWindowEqualsBatch(t *testing.T) {
 
 	want := batch(fs, parts, cfg, base)
 	got := map[wkey]contracts.AreaAggregate{}
+	table := map[string]contracts.AreaAggregate{}
 	for _, r := range c.read(contracts.TopicFeaturesAggregated) {
 		a, err := contracts.Decode[contracts.AreaAggregate](r.Value)
 		if err != nil {
@@ -256,24 +266,48 @@ func TestRestartMidWindowEqualsBatch(t *testing.T) {
 			t.Fatalf("key %q for %+v", r.Key, k)
 		}
 		got[k] = *a
+		if prev, ok := table[string(r.Key)]; ok && !a.WindowEnd.After(prev.WindowEnd) {
+			t.Fatalf("key %s: window ending %v emitted after one ending %v", r.Key, a.WindowEnd, prev.WindowEnd)
+		}
+		table[string(r.Key)] = *a
 	}
-	if len(got) != len(want) {
-		t.Fatalf("%d windows emitted, batch has %d", len(got), len(want))
-	}
-	for k, w := range want {
-		g, ok := got[k]
+	// Every emitted window has the batch's value.
+	for k, g := range got {
+		w, ok := want[k]
 		if !ok {
-			t.Fatalf("window %+v missing", k)
+			t.Fatalf("window %+v emitted but still open in the batch", k)
 		}
 		if g.TripCount != w.TripCount || !close(g.AvgFare, w.AvgFare) || !close(g.AvgTripDuration, w.AvgTripDuration) ||
 			!close(g.DemandScore, w.DemandScore) || !g.WindowEnd.Equal(w.WindowEnd) {
 			t.Fatalf("window %+v: streamed %+v, batch %+v", k, g, w)
 		}
 	}
+	if every {
+		if len(got) != len(want) {
+			t.Fatalf("%d windows emitted, batch has %d", len(got), len(want))
+		}
+	} else {
+		// The table holds, per area and size, the batch's latest closed window.
+		latest := map[string]contracts.AreaAggregate{}
+		for _, w := range want {
+			key := fmt.Sprintf("%d:%s", w.AreaID, w.TimeWindow)
+			if l, ok := latest[key]; !ok || w.WindowEnd.After(l.WindowEnd) {
+				latest[key] = w
+			}
+		}
+		if len(table) != len(latest) {
+			t.Fatalf("table has %d keys, batch %d", len(table), len(latest))
+		}
+		for key, w := range latest {
+			if g := table[key]; !g.WindowStart.Equal(w.WindowStart) || g.TripCount != w.TripCount {
+				t.Fatalf("table %s holds %+v, batch's latest is %+v", key, g, w)
+			}
+		}
+	}
 	if late := testutil.ToFloat64(m.LateCounter()); late != 0 {
 		t.Fatalf("%v late records in an in-order stream", late)
 	}
-	t.Logf("%d windows over %d trips equal the batch recomputation", len(got), len(fs))
+	t.Logf("%d windows emitted (batch closed %d) over %d trips, all equal to the batch recomputation", len(got), len(want), len(fs))
 }
 
 func close(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
