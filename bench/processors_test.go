@@ -152,3 +152,22 @@ func BenchmarkProcessAggregates(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+func BenchmarkProcessBatchInference(b *testing.B) {
+	in := load(b)
+	p := &inference.Processor{Models: champs(b, in)}
+	const batch = 500
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		start := i % (len(in.feats) - batch)
+		for _, r := range p.ProcessBatch(ctx, in.feats[start:start+batch]) {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/rides"
 	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
+	"github.com/taxi-mlops/taxi-mlops/streamers/stream"
 	"github.com/taxi-mlops/taxi-mlops/training"
 )
 
@@ -23,6 +24,25 @@ type Processor struct {
 // Topics the processor consumes.
 func (p *Processor) Topics() []string { return []string{contracts.TopicFeaturesRealtime} }
 
+// champions are the models a prediction needs, looked up once per batch so
+// every record of a batch is scored by the same versions.
+type champs struct{ fare, tip, tipper *champions.Model }
+
+func (p *Processor) champions() (champs, error) {
+	var c champs
+	var err error
+	if c.fare, err = p.Models.Require(training.Fare); err != nil {
+		return c, err
+	}
+	if c.tipper, err = p.Models.Require(training.BigTipper); err != nil {
+		return c, err
+	}
+	if c.tip, err = p.Models.Require(training.Tip); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
 // Process predicts for one trip. Without a loaded champion it returns a
 // transient error, so the record waits rather than going unscored.
 func (p *Processor) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
@@ -30,20 +50,42 @@ func (p *Processor) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, e
 	if err != nil {
 		return nil, err
 	}
-	fare, err := p.Models.Require(training.Fare)
+	c, err := p.champions()
 	if err != nil {
 		return nil, err
 	}
-	tipper, err := p.Models.Require(training.BigTipper)
-	if err != nil {
-		return nil, err
+	x := make([]float32, width(c))
+	return predict(c, f, x)
+}
+
+// ProcessBatch scores a batch with one lookup of the champions and one
+// feature buffer: the micro-batched path the runner takes.
+func (p *Processor) ProcessBatch(_ context.Context, in []*kgo.Record) []stream.Result {
+	res := make([]stream.Result, len(in))
+	c, cerr := p.champions()
+	var x []float32
+	if cerr == nil {
+		x = make([]float32, width(c))
 	}
-	tip, err := p.Models.Require(training.Tip)
-	if err != nil {
-		return nil, err
+	for i, r := range in {
+		f, err := contracts.Decode[contracts.Features](r.Value)
+		switch {
+		case err != nil:
+			res[i].Err = err
+		case cerr != nil:
+			res[i].Err = cerr
+		default:
+			res[i].Out, res[i].Err = predict(c, f, x)
+		}
 	}
+	return res
+}
+
+func width(c champs) int { return max(c.fare.Spec.Len(), c.tipper.Spec.Len(), c.tip.Spec.Len()) }
+
+func predict(c champs, f *contracts.Features, x []float32) ([]*kgo.Record, error) {
+	fare, tipper, tip := c.fare, c.tipper, c.tip
 	row := rides.Row(f)
-	x := make([]float32, max(fare.Spec.Len(), tipper.Spec.Len(), tip.Spec.Len()))
 
 	fare.Spec.Vector(&row, x[:fare.Spec.Len()])
 	predFare := math.Max(0, fare.Eval.Predict(x[:fare.Spec.Len()]))

@@ -355,3 +355,45 @@ func TestProcessHotSwap(t *testing.T) {
 		t.Errorf("confidence %v does not use the new model's spread", after.ConfidenceScore)
 	}
 }
+
+// The micro-batched path gives each record what the one-at-a-time path
+// gives it.
+func TestProcessBatchEqualsProcess(t *testing.T) {
+	f := fixtures(t)
+	set := newSet()
+	set.Serve(loaded(training.Fare, "v1", f.fare), "test")
+	set.Serve(loaded(training.BigTipper, "v1", f.tipper), "test")
+	set.Serve(loaded(training.Tip, "v1", f.tip), "test")
+	p := &inference.Processor{Models: set}
+	var in []*kgo.Record
+	for i := range 40 {
+		r, _ := f.record(t, i, i%3 == 0)
+		in = append(in, r)
+	}
+	in = append(in, &kgo.Record{Topic: contracts.TopicFeaturesRealtime, Value: []byte(`{"trip_id":`)})
+	res := p.ProcessBatch(context.Background(), in)
+	if len(res) != len(in) {
+		t.Fatalf("%d results for %d records", len(res), len(in))
+	}
+	for i, r := range in {
+		one, err := p.Process(context.Background(), r)
+		if (err == nil) != (res[i].Err == nil) {
+			t.Fatalf("record %d: batch error %v, single error %v", i, res[i].Err, err)
+		}
+		if err != nil {
+			if !contracts.IsInvalid(res[i].Err) {
+				t.Fatalf("record %d: batch error %v is not invalid", i, res[i].Err)
+			}
+			continue
+		}
+		if len(one) != 1 || len(res[i].Out) != 1 || string(one[0].Value) != string(res[i].Out[0].Value) {
+			t.Fatalf("record %d: batch %s, single %s", i, res[i].Out[0].Value, one[0].Value)
+		}
+	}
+	empty := (&inference.Processor{Models: newSet()}).ProcessBatch(context.Background(), in[:3])
+	for i, r := range empty {
+		if !errors.Is(r.Err, champions.ErrNotLoaded) || stream.IsPermanent(r.Err) {
+			t.Fatalf("record %d without champions: %v, want a transient ErrNotLoaded", i, r.Err)
+		}
+	}
+}
