@@ -35,6 +35,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/ml/boost"
 	"github.com/taxi-mlops/taxi-mlops/registry"
+	"github.com/taxi-mlops/taxi-mlops/schemas"
 	"github.com/taxi-mlops/taxi-mlops/training"
 )
 
@@ -42,8 +43,10 @@ import (
 type Activities struct {
 	Kafka     kafka.Config
 	KafkaDeps kafka.Deps
-	// Producer publishes model-updates and model-metrics.
+	// Producer publishes model-updates and model-metrics, framed by Framer
+	// when a Schema Registry is configured.
 	Producer      *kgo.Client
+	Framer        *schemas.Framer
 	S3            *minio.Client
 	Registry      *registry.Registry
 	DatasetBucket string
@@ -435,7 +438,7 @@ func (a *Activities) AnnounceModel(ctx context.Context, in AnnounceInput) error 
 	if err != nil {
 		return permanent(ErrTypeInvalidInput, err)
 	}
-	rec := &kgo.Record{Topic: contracts.TopicModelUpdates, Key: []byte(in.ModelName), Value: b}
+	rec := &kgo.Record{Topic: contracts.TopicModelUpdates, Key: []byte(in.ModelName), Value: a.Framer.Frame(contracts.TopicModelUpdates, b)}
 	if err := a.Producer.ProduceSync(ctx, rec).FirstErr(); err != nil {
 		return fmt.Errorf("announce %s %s: %w", in.ModelName, in.Version, err)
 	}
@@ -516,7 +519,7 @@ func (a *Activities) PublishMetrics(ctx context.Context, ms []contracts.ModelMet
 		if err != nil {
 			return permanent(ErrTypeInvalidInput, err)
 		}
-		recs = append(recs, &kgo.Record{Topic: contracts.TopicModelMetrics, Key: []byte(ms[i].ModelName), Value: b})
+		recs = append(recs, &kgo.Record{Topic: contracts.TopicModelMetrics, Key: []byte(ms[i].ModelName), Value: a.Framer.Frame(contracts.TopicModelMetrics, b)})
 	}
 	if err := a.Producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return fmt.Errorf("publish %d metrics: %w", len(ms), err)

@@ -51,11 +51,16 @@ func Encode[T any, PT interface {
 	return json.Marshal(m)
 }
 
-// Decode unmarshals and validates a message.
+// Decode unmarshals and validates a message, plain JSON or framed in the
+// Schema Registry wire format (see Payload).
 func Decode[T any, PT interface {
 	*T
 	Message
 }](b []byte) (*T, error) {
+	b, err := Payload(b)
+	if err != nil {
+		return nil, err
+	}
 	m := new(T)
 	if err := json.Unmarshal(b, m); err != nil {
 		return nil, &InvalidError{Reason: "decode json: " + err.Error()}

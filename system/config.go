@@ -21,6 +21,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
+	"github.com/taxi-mlops/taxi-mlops/streamers/features"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
 )
@@ -110,6 +111,11 @@ type Config struct {
 	Policy workflows.Policy
 	// Aggregates defines the hopping windows of the aggregates role.
 	Aggregates aggregates.Config
+	// Features configures the weather and demand joins.
+	Features features.Config
+	// SchemaRegistryURL, when set, frames every value in the Confluent
+	// wire format with schemas registered there.
+	SchemaRegistryURL string
 	// Guarantee of the streamers: exactly-once or at-least-once.
 	Guarantee string
 	// BootstrapTrips is how many trips of the sample, the earliest, a first
@@ -125,6 +131,22 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Quality.WindowSize, "quality-window", 500, "records per drift judgement of the quality streamer")
 	b.Float(&c.Quality.Warning, "quality-warning-psi", 0.1, "PSI at which a window raises a warning alert")
 	b.Float(&c.Quality.Critical, "quality-critical-psi", 0.25, "PSI at which an alert is critical")
+	b.Float(&c.Quality.WassersteinWarning, "quality-wasserstein-warning", 0.1, "normalised Wasserstein-1 of a numeric feature that raises a warning")
+	b.Float(&c.Quality.WassersteinCritical, "quality-wasserstein-critical", 0.2, "normalised Wasserstein-1 of a numeric feature that is critical")
+	b.Float(&c.Quality.JSWarning, "quality-js-warning", 0.15, "Jensen-Shannon distance of a categorical feature that raises a warning")
+	b.Float(&c.Quality.JSCritical, "quality-js-critical", 0.25, "Jensen-Shannon distance of a categorical feature that is critical")
+	b.Int(&c.Quality.SuppressDriftWindows, "quality-suppress-drift-windows", 0, "drift windows after an alert naming a feature before it is named again at the same severity")
+	b.Bool(&c.Quality.Raw.Disabled, "quality-raw-disabled", false, "do not check raw rides for schema failures, nulls and ranges")
+	b.Int(&c.Quality.Raw.WindowSize, "quality-raw-window", 0, "raw rides per data-quality judgement (0 = --quality-window)")
+	b.Float(&c.Quality.Raw.Warning, "quality-raw-warning", 0.01, "share of a window's raw rides failing a check that raises a warning")
+	b.Float(&c.Quality.Raw.Critical, "quality-raw-critical", 0.05, "share of a window's raw rides failing a check that is critical")
+	b.Float(&c.Quality.Raw.NullRateWarning, "quality-null-rate-warning", 0.05, "rise of a field's null rate over its reference that raises a warning")
+	b.Float(&c.Quality.Raw.NullRateCritical, "quality-null-rate-critical", 0.2, "rise of a field's null rate over its reference that is critical")
+	b.Int(&c.Quality.Raw.SuppressWindows, "quality-suppress-windows", 10, "raw windows after an alert naming a field before it is named again at the same severity")
+	b.String(&c.Features.WeatherStation, "weather-station", "chicago", "weather station whose observations trips join")
+	b.Float(&c.Features.DemandLow, "demand-low", 0.5, "demand score under which an area's demand level is low")
+	b.Float(&c.Features.DemandHigh, "demand-high", 1.5, "demand score over which an area's demand level is high")
+	b.String(&c.SchemaRegistryURL, "schema-registry-url", "", "Confluent Schema Registry URL; values are then framed with registered JSON Schemas (empty: plain JSON)")
 	b.Float(&c.Policy.DriftThreshold, "policy-drift-threshold", 0.2, "drift score (PSI) at which an alert counts toward a retrain")
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
 	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")

@@ -11,6 +11,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/registry"
+	"github.com/taxi-mlops/taxi-mlops/schemas"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/bridge"
 	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
@@ -86,6 +87,10 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 		}
 		guarantee = g
 	}
+	framer, err := schemas.Connect(context.Background(), cfg.SchemaRegistryURL)
+	if err != nil {
+		return nil, err
+	}
 	metrics := stream.NewMetrics(deps.Metrics)
 	champMetrics := champions.NewMetrics(deps.Metrics)
 	var am *aggregates.Metrics
@@ -109,7 +114,8 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 		var stages []stage
 		switch role {
 		case RoleFeatures:
-			stages = one(role, &features.Processor{Areas: deps.Areas, Location: deps.Location})
+			stages = one(role, &features.Processor{Areas: deps.Areas, Location: deps.Location, Config: cfg.Features,
+				Restore: features.KafkaRestore(cfg.Kafka, kafka.Deps{Logger: deps.Logger})})
 		case RoleInference:
 			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
 			s.sets = append(s.sets, set)
@@ -145,7 +151,8 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 			return nil, fmt.Errorf("unknown streamer role %q", role)
 		}
 		for _, st := range stages {
-			r, err := stream.New(stream.Config{Name: st.name, Topics: st.proc.Topics(), Guarantee: guarantee, ManualPartitions: st.manual},
+			r, err := stream.New(stream.Config{Name: st.name, Topics: st.proc.Topics(), Guarantee: guarantee,
+				ManualPartitions: st.manual, Framer: framer},
 				cfg.Kafka, st.proc, metrics, kdeps)
 			if err != nil {
 				return nil, err

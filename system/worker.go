@@ -10,6 +10,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/activities"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/registry"
+	"github.com/taxi-mlops/taxi-mlops/schemas"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
 )
 
@@ -32,6 +33,11 @@ func NewWorker(cfg Config, deps Deps) (*Worker, error) {
 		tc.Close()
 		return nil, err
 	}
+	framer, err := schemas.Connect(context.Background(), cfg.SchemaRegistryURL)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
 	kdeps := kafka.Deps{Logger: deps.Logger, Metrics: deps.Metrics}
 	producer, err := kafka.NewClient(cfg.Kafka, "taxi-mlops-worker", kdeps)
 	if err != nil {
@@ -42,6 +48,7 @@ func NewWorker(cfg Config, deps Deps) (*Worker, error) {
 		Kafka:         cfg.Kafka,
 		KafkaDeps:     kafka.Deps{Logger: deps.Logger},
 		Producer:      producer,
+		Framer:        framer,
 		S3:            mc,
 		Registry:      registry.New(mc, cfg.S3.ModelBucket),
 		DatasetBucket: cfg.S3.DatasetBucket,

@@ -44,6 +44,14 @@ func (p *Processor) Process(ctx context.Context, in *kgo.Record) ([]*kgo.Record,
 		if err != nil {
 			return nil, err
 		}
+		if !slices.Contains(p.Models, a.ModelName) {
+			return nil, stream.Permanent(fmt.Errorf("model_name %q is not one of %v", a.ModelName, p.Models))
+		}
+		if a.AlertType != contracts.AlertTypeDrift {
+			// Data-quality findings (nulls, ranges, schema) page people;
+			// only distribution drift is evidence for retraining.
+			return nil, nil
+		}
 		return nil, p.signal(ctx, a.ModelName, workflows.SignalDriftAlert, workflows.DriftSignal{
 			AlertID:          a.AlertID,
 			ModelVersion:     a.ModelVersion,

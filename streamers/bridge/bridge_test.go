@@ -128,3 +128,18 @@ func TestMalformedMessagesAreInvalid(t *testing.T) {
 		})
 	}
 }
+
+// Data-quality findings other than drift are not evidence for a retrain:
+// the bridge passes them by without calling Temporal (the client is nil).
+func TestNonDriftAlertsAreNotSignalled(t *testing.T) {
+	p := &bridge.Processor{Models: []string{"fare"}}
+	for _, typ := range []string{contracts.AlertTypeNullRate, contracts.AlertTypeOutOfRange, contracts.AlertTypeSchema, contracts.AlertTypeMissingRequired} {
+		a := contracts.DataQualityAlert{AlertID: "a-" + typ, ModelName: "fare", AlertType: typ, Severity: contracts.SeverityCritical,
+			Timestamp: time.Unix(1, 0)}
+		b, _ := contracts.Encode(&a)
+		out, err := p.Process(context.Background(), &kgo.Record{Topic: contracts.TopicDataQualityAlerts, Value: b})
+		if err != nil || len(out) != 0 {
+			t.Fatalf("%s alert: %v, %d records", typ, err, len(out))
+		}
+	}
+}

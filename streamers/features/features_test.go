@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -58,8 +59,8 @@ func ptr(v float64) *float64 { return &v }
 
 func TestProcessValidRide(t *testing.T) {
 	p := processor(t)
-	if got := p.Topics(); len(got) != 1 || got[0] != contracts.TopicRidesRaw {
-		t.Errorf("Topics = %q, want [%s]", got, contracts.TopicRidesRaw)
+	if got, want := p.Topics(), []string{contracts.TopicRidesRaw, contracts.TopicWeather, contracts.TopicFeaturesAggregated}; !slices.Equal(got, want) {
+		t.Errorf("Topics = %q, want %q", got, want)
 	}
 	pickup := time.Date(2015, 3, 8, 8, 30, 0, 0, time.UTC)
 	for _, c := range []struct {
@@ -205,6 +206,9 @@ func checkFeatures(t *testing.T, got, want *contracts.Features) {
 	}
 	if got.PaymentType != want.PaymentType || got.Company != want.Company {
 		t.Errorf("payment %q, company %q; want %q, %q", got.PaymentType, got.Company, want.PaymentType, want.Company)
+	}
+	if got.WeatherCondition != features.Unknown || got.DemandLevel != features.Unknown {
+		t.Errorf("weather %q, demand %q without tables; want %q", got.WeatherCondition, got.DemandLevel, features.Unknown)
 	}
 	if got.RequestID != "" {
 		t.Errorf("request_id %q on a ride", got.RequestID)

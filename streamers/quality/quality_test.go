@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"testing"
@@ -75,7 +76,7 @@ func record(r *contracts.RawRide, areas *geo.Areas, loc *time.Location) *kgo.Rec
 	return &kgo.Record{Topic: contracts.TopicFeaturesRealtime, Key: []byte(r.TripID), Value: b}
 }
 
-func setup(t *testing.T) (*fixture, *champions.Set) {
+func setup(t testing.TB) (*fixture, *champions.Set) {
 	t.Helper()
 	f, err := fixtures()
 	if err != nil {
@@ -123,8 +124,11 @@ func feed(t *testing.T, p *quality.Processor, recs []*kgo.Record) (alerts []*con
 func TestCleanWindowsRaiseNoAlert(t *testing.T) {
 	f, set := setup(t)
 	p := quality.New(quality.Config{WindowSize: window}, set)
-	if got := p.Topics(); len(got) != 1 || got[0] != contracts.TopicFeaturesRealtime {
-		t.Errorf("Topics = %q", got)
+	if got, want := p.Topics(), []string{contracts.TopicFeaturesRealtime, contracts.TopicRidesRaw}; !slices.Equal(got, want) {
+		t.Errorf("Topics = %q, want %q", got, want)
+	}
+	if got := quality.New(quality.Config{Raw: quality.RawConfig{Disabled: true}}, set).Topics(); !slices.Equal(got, []string{contracts.TopicFeaturesRealtime}) {
+		t.Errorf("Topics without raw checks = %q", got)
 	}
 	alerts, _, _ := feed(t, p, f.clean)
 	for _, a := range alerts {
@@ -175,20 +179,42 @@ func TestDriftedWindowRaisesOneAlert(t *testing.T) {
 	if len(a.Scores) != len(f.fare.Spec.Names)-len(quality.DefaultExclude()) {
 		t.Errorf("%d scores for %d features less %d calendar ones", len(a.Scores), len(f.fare.Spec.Names), len(quality.DefaultExclude()))
 	}
-	// Affected: at or over the warning threshold, the largest first.
+	// Affected: a decisive statistic at or over its warning threshold, the
+	// largest PSI first.
+	cfg := quality.Config{}.WithDefaults()
 	for i, name := range a.AffectedFeatures {
-		if a.Scores[name] < a.Threshold {
-			t.Errorf("%s affected with score %v under the threshold %v", name, a.Scores[name], a.Threshold)
+		if !overWarning(cfg, a.Statistics[name]) {
+			t.Errorf("%s affected with statistics %v under every threshold", name, a.Statistics[name])
 		}
 		if i > 0 && a.Scores[name] > a.Scores[a.AffectedFeatures[i-1]] {
 			t.Errorf("affected features not by descending score: %q", a.AffectedFeatures)
 		}
 	}
-	for name, s := range a.Scores {
-		if s >= a.Threshold && !slices.Contains(a.AffectedFeatures, name) {
-			t.Errorf("%s scores %v over the threshold but is not affected", name, s)
+	for name, st := range a.Statistics {
+		if overWarning(cfg, st) && !slices.Contains(a.AffectedFeatures, name) {
+			t.Errorf("%s has statistics %v over a threshold but is not affected", name, st)
 		}
 	}
+	// Every judged feature has its statistics, PSI equal to its score.
+	for name, score := range a.Scores {
+		st := a.Statistics[name]
+		want := []string{"psi", "ks", "ks_pvalue", "wasserstein", "wasserstein_norm"}
+		if k, _ := features.KindOf(name); k == features.Categorical {
+			want = []string{"psi", "js", "chi2", "chi2_pvalue", "chi2_dof"}
+		}
+		for _, k := range want {
+			if _, ok := st[k]; !ok {
+				t.Errorf("%s lacks %s: %v", name, k, st)
+			}
+		}
+		if st["psi"] != score {
+			t.Errorf("%s: statistics psi %v, score %v", name, st["psi"], score)
+		}
+	}
+	if len(a.Statistics) != len(a.Scores) {
+		t.Errorf("statistics for %d features, scores for %d", len(a.Statistics), len(a.Scores))
+	}
+	t.Logf("statistics of the window in kilometres: %v", a.Statistics)
 	if a.Threshold != 0.1 || a.WindowSize != window {
 		t.Errorf("threshold %v, window %d; want 0.1, %d", a.Threshold, a.WindowSize, window)
 	}
@@ -288,6 +314,23 @@ func TestConfigDefaults(t *testing.T) {
 	if c.WindowSize != 500 || c.Warning != 0.1 || c.Critical != 0.25 || !slices.Equal(c.Exclude, quality.DefaultExclude()) {
 		t.Errorf("defaults %+v", c)
 	}
+	if c.WassersteinWarning != 0.1 || c.WassersteinCritical != 0.2 || c.JSWarning != 0.15 || c.JSCritical != 0.25 ||
+		c.MaxRawValues != 1000 || c.SuppressDriftWindows != 0 {
+		t.Errorf("drift defaults %+v", c)
+	}
+	r := c.Raw
+	if r.Disabled || r.WindowSize != 500 || r.Warning != 0.01 || r.Critical != 0.05 || r.NullRateWarning != 0.05 ||
+		r.NullRateCritical != 0.2 || r.NullRateSigmas != 6 || r.SuppressWindows != 10 || len(r.NullRates) != len(quality.NullableFields()) {
+		t.Errorf("raw defaults %+v", r)
+	}
+	l := r.Limits
+	if l.MaxFare != 1000 || l.MaxMiles != 500 || l.MaxSeconds != 86400 || l.MaxPassengers != 10 ||
+		l.MinLat != 41.3 || l.MaxLat != 42.4 || l.MinLon != -88.4 || l.MaxLon != -87.3 {
+		t.Errorf("limits %+v", l)
+	}
+	if c := (quality.Config{WindowSize: 300, Raw: quality.RawConfig{SuppressWindows: -1}}).WithDefaults(); c.Raw.WindowSize != 300 || c.Raw.SuppressWindows != 0 {
+		t.Errorf("raw window %d, suppress %d; want the drift window and 0", c.Raw.WindowSize, c.Raw.SuppressWindows)
+	}
 	want := []string{features.PickupHour, features.PickupDayOfWeek, features.PickupMonth}
 	if !slices.Equal(quality.DefaultExclude(), want) {
 		t.Errorf("DefaultExclude = %q, want %q", quality.DefaultExclude(), want)
@@ -324,7 +367,10 @@ func TestThresholds(t *testing.T) {
 		{"under warning", 5, 10, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := quality.New(quality.Config{WindowSize: window, Warning: c.warning, Critical: c.critical}, set)
+			// PSI only: the other tests are off.
+			inf := math.Inf(1)
+			p := quality.New(quality.Config{WindowSize: window, Warning: c.warning, Critical: c.critical,
+				WassersteinWarning: inf, WassersteinCritical: inf, JSWarning: inf, JSCritical: inf}, set)
 			alerts, _, _ := feed(t, p, f.drifted[:window])
 			switch {
 			case c.want == "" && len(alerts) != 0:
@@ -336,4 +382,10 @@ func TestThresholds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// overWarning reports whether a feature's statistics reach a warning
+// threshold of a decisive test.
+func overWarning(c quality.Config, st map[string]float64) bool {
+	return st["psi"] >= c.Warning || st["wasserstein_norm"] >= c.WassersteinWarning || st["js"] >= c.JSWarning
 }

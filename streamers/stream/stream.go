@@ -31,6 +31,7 @@ import (
 
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/schemas"
 )
 
 // Processor turns one input record into zero or more output records.
@@ -170,6 +171,9 @@ type Config struct {
 	CommitTimeout time.Duration
 	// LagInterval is how often consumer lag is measured (default 15s).
 	LagInterval time.Duration
+	// Framer frames output values in the Schema Registry wire format (nil:
+	// plain JSON).
+	Framer *schemas.Framer
 	// ManualPartitions lists output topics whose records carry their
 	// partition (a changelog written to the partition of the input it
 	// belongs to); other topics are partitioned by key.
@@ -395,6 +399,15 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 			b.failed(err)
 		}
 	}
+	produce := func(o *kgo.Record) {
+		o.Value = r.cfg.Framer.Frame(o.Topic, o.Value)
+		if r.sess != nil {
+			r.sess.Produce(wctx, o, promise)
+		} else {
+			r.cl.Produce(wctx, o, promise)
+		}
+		b.out[o.Topic]++
+	}
 	var first []Result
 	if bp, ok := r.proc.(BatchProcessor); ok {
 		start := time.Now()
@@ -435,12 +448,7 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 			outs = []*kgo.Record{r.deadLetter(rec, err)}
 		}
 		for _, o := range outs {
-			if r.sess != nil {
-				r.sess.Produce(wctx, o, promise)
-			} else {
-				r.cl.Produce(wctx, o, promise)
-			}
-			b.out[o.Topic]++
+			produce(o)
 		}
 		b.records++
 	}
@@ -454,12 +462,7 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 			return fmt.Errorf("%s: flush state: %w", r.cfg.Name, err)
 		}
 		for _, o := range outs {
-			if r.sess != nil {
-				r.sess.Produce(wctx, o, promise)
-			} else {
-				r.cl.Produce(wctx, o, promise)
-			}
-			b.out[o.Topic]++
+			produce(o)
 		}
 	}
 	if r.sess != nil {
