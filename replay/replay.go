@@ -4,15 +4,47 @@
 // and a rate cap. It can loop past the end of the sample and inject drift
 // after a number of trips so the retraining loop can be shown and tested.
 //
+// With Options.GPSInterval set it also publishes taxi-gps-stream: the
+// vehicle of each trip pings its position every GPSInterval of event time
+// from pickup to dropoff, merged in event-time order with rides and actuals.
+// The sample has no vehicles and no tracks, so both are made up, simply and
+// deterministically:
+//
+//   - Vehicle ids are "<company-slug>-<n>": the company's name in lower case
+//     with every run of other characters than a-z and 0-9 turned into one
+//     "-" ("Taxi Affiliation Services" → "taxi-affiliation-services"),
+//     "independent" when the trip has no company; n is the count of the
+//     company's trips replayed before this one modulo GPSFleet, so a
+//     company's vehicles are reused over time. (A company with more than
+//     GPSFleet trips in progress at once would have a vehicle on two trips;
+//     the sample has about ten trips a day.)
+//   - Positions move along the straight line (linearly in latitude and
+//     longitude) from the pickup coordinates to the dropoff coordinates at
+//     constant speed: a ping at pickup + k × GPSInterval while that is before
+//     the dropoff, and one at the dropoff, at the dropoff coordinates. The
+//     city publishes census-tract or community-area centroids, not the true
+//     points, so tracks run from centroid to centroid.
+//   - Speed (mph) is the great-circle distance between the two points over
+//     the trip's duration, the same for every ping of the trip: the speed of
+//     the made-up track, below the cab's real average speed, as cabs do not
+//     drive in straight lines. Heading is the initial bearing of the great
+//     circle from pickup to dropoff, in degrees clockwise from north
+//     [0, 360); 0 when the points coincide.
+//   - Trips without both coordinate pairs, or with zero (or unknown)
+//     duration, have no pings; Source.NoGPS and Stats.NoGPS count them.
+//
+// Pings carry the trip id; drift does not change them (it changes what the
+// rides report, not where the cabs are).
+//
 // Event time lives in the messages; record timestamps are wall-clock
 // producer times, so brokers' time-based retention works as usual.
 package replay
 
 import (
-	"container/heap"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -70,7 +102,21 @@ type Options struct {
 	// Location of the city's clock (America/Chicago), for looping by
 	// calendar weeks.
 	Location *time.Location
+	// GPSInterval is the event time between two GPS pings of a trip; 0
+	// publishes no GPS stream, so zero Options replay rides and actuals
+	// only. The replayer's flag defaults to DefaultGPSInterval. At least a
+	// second.
+	GPSInterval time.Duration
+	// GPSFleet is how many vehicles each company has: vehicle ids repeat
+	// after this many trips of a company (0 = DefaultGPSFleet).
+	GPSFleet int
 }
+
+// Defaults of the GPS options.
+const (
+	DefaultGPSInterval = time.Minute
+	DefaultGPSFleet    = 100
+)
 
 // Validate says what is wrong with the options.
 func (o Options) Validate() error {
@@ -97,6 +143,12 @@ func (o Options) Validate() error {
 	}
 	if o.Location == nil {
 		errs = append(errs, errors.New("location is required"))
+	}
+	if o.GPSInterval < 0 || (o.GPSInterval > 0 && o.GPSInterval < time.Second) {
+		errs = append(errs, fmt.Errorf("gps interval must be 0 (no GPS) or at least 1s, got %v", o.GPSInterval))
+	}
+	if o.GPSFleet < 0 {
+		errs = append(errs, fmt.Errorf("gps fleet must be >= 0 (0 = %d vehicles per company), got %d", DefaultGPSFleet, o.GPSFleet))
 	}
 	return errors.Join(errs...)
 }
@@ -143,22 +195,44 @@ func unit(id string) float64 {
 type Event struct {
 	At     time.Time
 	Record *kgo.Record
-	// Ride is true for taxi-rides-raw, false for taxi-actuals.
+	// Ride is true for taxi-rides-raw, false for taxi-actuals and
+	// taxi-gps-stream.
 	Ride bool
-	// Seq is the ride's sequence number in the replay (0-based).
+	// GPS is true for taxi-gps-stream.
+	GPS bool
+	// Seq is the sequence number in the replay (0-based) of the ride, or
+	// of the ride the actual or ping belongs to.
 	Seq int
 }
 
 // Source yields a replay's events in event-time order: rides at pickup,
-// actuals at dropoff. trips must be sorted by start (tripdata.SortByStart).
+// actuals at dropoff, GPS pings in between. trips must be sorted by start
+// (tripdata.SortByStart). At one instant, the pings and actuals of earlier
+// rides come before a ride, ordered by ride and a ride's ping before its
+// actual; a ride's pickup ping comes right after the ride.
 type Source struct {
 	trips   []tripdata.Trip
 	opts    Options
 	next    int // index of the next ride in trips
 	loop    int
 	seq     int
-	pending actualHeap
+	pending pendingHeap
 	span    int // days a loop shifts by
+
+	// GPS: the company of each trip (index into companies), the trips each
+	// company replayed so far, and vehicle ids made once per vehicle.
+	company      []int32
+	companies    []string // slugs
+	companyTrips []int    // per company
+	vehicles     [][]vehicle
+	fleet        int
+	free         []*track // finished tracks, for reuse
+	noGPS        int
+}
+
+type vehicle struct {
+	id  string
+	key []byte
 }
 
 // NewSource prepares a replay of trips.
@@ -175,10 +249,57 @@ func NewSource(trips []tripdata.Trip, opts Options) (*Source, error) {
 	first, last := trips[0].Start, trips[len(trips)-1].Start
 	weeks := int(last.Sub(first).Hours()/(24*7)) + 1
 	s := &Source{trips: trips, opts: opts, span: 7 * weeks}
+	if opts.GPSInterval > 0 {
+		s.fleet = opts.GPSFleet
+		if s.fleet == 0 {
+			s.fleet = DefaultGPSFleet
+		}
+		index := map[string]int32{}
+		s.company = make([]int32, len(trips))
+		for i := range trips {
+			slug := CompanySlug(trips[i].Company)
+			c, ok := index[slug]
+			if !ok {
+				c = int32(len(s.companies))
+				index[slug] = c
+				s.companies = append(s.companies, slug)
+			}
+			s.company[i] = c
+		}
+		s.companyTrips = make([]int, len(s.companies))
+		s.vehicles = make([][]vehicle, len(s.companies))
+	}
 	for i := 0; i < opts.Skip; i++ {
 		s.advance()
 	}
 	return s, nil
+}
+
+// CompanySlug is the part of a vehicle id naming its company: the name in
+// lower case, every run of characters other than a-z and 0-9 one "-",
+// "independent" for none.
+func CompanySlug(company string) string {
+	b := make([]byte, 0, len(company))
+	dash := false
+	for i := 0; i < len(company); i++ {
+		c := company[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') {
+			if dash && len(b) > 0 {
+				b = append(b, '-')
+			}
+			b = append(b, c)
+			dash = false
+			continue
+		}
+		dash = true
+	}
+	if len(b) == 0 {
+		return "independent"
+	}
+	return string(b)
 }
 
 func (s *Source) advance() {
@@ -187,6 +308,10 @@ func (s *Source) advance() {
 		s.next, s.loop = 0, s.loop+1
 	}
 }
+
+// NoGPS counts the trips replayed so far that have no GPS pings: without
+// both coordinate pairs or without a positive duration (0 when GPS is off).
+func (s *Source) NoGPS() int { return s.noGPS }
 
 // Next returns the next event, or false when the replay is over.
 func (s *Source) Next() (Event, bool) {
@@ -197,13 +322,14 @@ func (s *Source) Next() (Event, bool) {
 		t = s.trip(s.trips[s.next])
 		rideAt = t.Start
 	}
-	if len(s.pending) > 0 && (!haveRide || !s.pending[0].At.After(rideAt)) {
-		return heap.Pop(&s.pending).(Event), true
+	if len(s.pending) > 0 && (!haveRide || !s.pending[0].at.After(rideAt)) {
+		return s.popPending(), true
 	}
 	if !haveRide {
 		return Event{}, false
 	}
 	seq := s.seq
+	idx := s.next
 	s.seq++
 	s.advance()
 	if s.opts.Drift.Kind != "" && seq >= s.opts.Drift.After {
@@ -211,8 +337,213 @@ func (s *Source) Next() (Event, bool) {
 	}
 	ride := rides.RawRide(&t)
 	act := rides.Actual(&t)
-	heap.Push(&s.pending, Event{At: act.DropoffDatetime, Record: record(contracts.TopicActuals, t.TripID, &act), Seq: seq})
+	if s.opts.GPSInterval > 0 {
+		s.startTrack(&t, idx, seq, act.DropoffDatetime)
+	}
+	s.pending.push(pending{at: act.DropoffDatetime, seq: seq, kind: kindActual, rec: record(contracts.TopicActuals, t.TripID, &act)})
 	return Event{At: rideAt, Record: record(contracts.TopicRidesRaw, t.TripID, &ride), Ride: true, Seq: seq}, true
+}
+
+// startTrack schedules the pings of trip t (the idx-th of the sample, the
+// seq-th of the replay) from its pickup to dropoff.
+func (s *Source) startTrack(t *tripdata.Trip, idx, seq int, dropoff time.Time) {
+	c := s.company[idx]
+	n := s.companyTrips[c] % s.fleet
+	s.companyTrips[c]++
+	dur := dropoff.Sub(t.Start)
+	if math.IsNaN(t.PickupLat+t.PickupLon+t.DropoffLat+t.DropoffLon) || dur <= 0 {
+		s.noGPS++
+		return
+	}
+	vs := s.vehicles[c]
+	for len(vs) <= n {
+		id := s.companies[c] + "-" + strconv.Itoa(len(vs))
+		vs = append(vs, vehicle{id: id, key: []byte(id)})
+	}
+	s.vehicles[c] = vs
+	var tr *track
+	if k := len(s.free); k > 0 {
+		tr, s.free = s.free[k-1], s.free[:k-1]
+	} else {
+		tr = new(track)
+	}
+	miles := Haversine(t.PickupLat, t.PickupLon, t.DropoffLat, t.DropoffLon)
+	*tr = track{
+		vehicle: vs[n],
+		tripID:  t.TripID,
+		start:   t.Start,
+		dur:     dur,
+		step:    s.opts.GPSInterval,
+		lat0:    t.PickupLat,
+		lon0:    t.PickupLon,
+		lat1:    t.DropoffLat,
+		lon1:    t.DropoffLon,
+		speed:   miles / dur.Hours(),
+		heading: Bearing(t.PickupLat, t.PickupLon, t.DropoffLat, t.DropoffLon),
+	}
+	s.pending.push(pending{at: t.Start, seq: seq, kind: kindGPS, gps: tr})
+}
+
+// popPending emits the earliest pending actual or ping; a track goes back
+// on the heap at its next ping until it has pinged at the dropoff.
+func (s *Source) popPending() Event {
+	p := s.pending.pop()
+	if p.kind == kindActual {
+		return Event{At: p.at, Record: p.rec, Seq: p.seq}
+	}
+	tr := p.gps
+	rec := tr.ping(p.at)
+	if tr.k++; tr.done() {
+		tr.vehicle = vehicle{}
+		s.free = append(s.free, tr)
+	} else {
+		p.at = tr.at()
+		s.pending.push(p)
+	}
+	return Event{At: rec.at, Record: rec.rec, GPS: true, Seq: p.seq}
+}
+
+// track is the made-up path of one trip: pings at start + k·step while
+// before the dropoff, then one at the dropoff.
+type track struct {
+	vehicle        vehicle
+	tripID         string
+	start          time.Time
+	dur, step      time.Duration
+	k              int // next ping
+	lat0, lon0     float64
+	lat1, lon1     float64
+	speed, heading float64
+}
+
+// last reports whether ping k is the one at the dropoff.
+func (t *track) last(k int) bool { return time.Duration(k)*t.step >= t.dur }
+
+func (t *track) done() bool { return t.last(t.k - 1) }
+
+// at is the time of the next ping.
+func (t *track) at() time.Time {
+	if t.last(t.k) {
+		return t.start.Add(t.dur)
+	}
+	return t.start.Add(time.Duration(t.k) * t.step)
+}
+
+type pingRecord struct {
+	at  time.Time
+	rec *kgo.Record
+}
+
+// ping is the record of ping t.k at time at.
+func (t *track) ping(at time.Time) pingRecord {
+	lat, lon := t.lat1, t.lon1
+	if !t.last(t.k) {
+		f := float64(time.Duration(t.k)*t.step) / float64(t.dur)
+		lat, lon = t.lat0+f*(t.lat1-t.lat0), t.lon0+f*(t.lon1-t.lon0)
+	}
+	p := contracts.GPSPing{
+		SchemaVersion: contracts.SchemaVersion,
+		VehicleID:     t.vehicle.id,
+		TripID:        t.tripID,
+		Timestamp:     at,
+		Latitude:      lat,
+		Longitude:     lon,
+		Speed:         t.speed,
+		Heading:       t.heading,
+	}
+	return pingRecord{at: at, rec: &kgo.Record{Topic: contracts.TopicGPSStream, Key: t.vehicle.key, Value: AppendPing(nil, &p)}}
+}
+
+// Earth's mean radius (IUGG), in miles.
+const earthRadiusMiles = 6371.0088 / 1.609344
+
+// Haversine is the great-circle distance in miles between two points given
+// in degrees.
+func Haversine(lat0, lon0, lat1, lon1 float64) float64 {
+	φ0, φ1 := lat0*math.Pi/180, lat1*math.Pi/180
+	dφ, dλ := φ1-φ0, (lon1-lon0)*math.Pi/180
+	a := math.Sin(dφ/2)*math.Sin(dφ/2) + math.Cos(φ0)*math.Cos(φ1)*math.Sin(dλ/2)*math.Sin(dλ/2)
+	return 2 * earthRadiusMiles * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// Bearing is the initial bearing of the great circle from the first point to
+// the second, in degrees clockwise from north in [0, 360); 0 for one point.
+func Bearing(lat0, lon0, lat1, lon1 float64) float64 {
+	φ0, φ1 := lat0*math.Pi/180, lat1*math.Pi/180
+	dλ := (lon1 - lon0) * math.Pi / 180
+	y := math.Sin(dλ) * math.Cos(φ1)
+	x := math.Cos(φ0)*math.Sin(φ1) - math.Sin(φ0)*math.Cos(φ1)*math.Cos(dλ)
+	if x == 0 && y == 0 {
+		return 0
+	}
+	b := math.Mod(math.Atan2(y, x)*180/math.Pi+360, 360)
+	if b >= 360 { // -tiny + 360 rounds to 360
+		b = 0
+	}
+	return b
+}
+
+// AppendPing appends the JSON of p as contracts.Encode writes it (same
+// fields, order and number formats; tested byte for byte) without
+// reflection: the replay makes a dozen pings per trip.
+func AppendPing(b []byte, p *contracts.GPSPing) []byte {
+	if b == nil {
+		// 144 bytes of names, punctuation and time, 4 numbers of at most 24.
+		b = make([]byte, 0, 240+len(p.VehicleID)+len(p.TripID))
+	}
+	b = append(b, `{"schema_version":`...)
+	b = strconv.AppendInt(b, int64(p.SchemaVersion), 10)
+	b = append(b, `,"vehicle_id":`...)
+	b = appendString(b, p.VehicleID)
+	if p.TripID != "" {
+		b = append(b, `,"trip_id":`...)
+		b = appendString(b, p.TripID)
+	}
+	b = append(b, `,"timestamp":"`...)
+	b = p.Timestamp.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","latitude":`...)
+	b = appendFloat(b, p.Latitude)
+	b = append(b, `,"longitude":`...)
+	b = appendFloat(b, p.Longitude)
+	b = append(b, `,"speed":`...)
+	b = appendFloat(b, p.Speed)
+	b = append(b, `,"heading":`...)
+	b = appendFloat(b, p.Heading)
+	return append(b, '}')
+}
+
+// appendString writes s as encoding/json does when it needs no escaping,
+// and asks encoding/json otherwise.
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// appendFloat formats f as encoding/json does (finite values only; a ping's
+// numbers always are).
+func appendFloat(b []byte, f float64) []byte {
+	abs := math.Abs(f)
+	format := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
 
 // trip is the loop's copy of a sample trip: shifted whole calendar weeks
@@ -243,33 +574,86 @@ func record[T any, PT interface {
 	return &kgo.Record{Topic: topic, Key: []byte(key), Value: b}
 }
 
-type actualHeap []Event
+// Kinds of pending events; at one instant and for one ride a ping comes
+// before the actual.
+const (
+	kindGPS uint8 = iota
+	kindActual
+)
 
-func (h actualHeap) Len() int { return len(h) }
-func (h actualHeap) Less(i, j int) bool {
-	if !h[i].At.Equal(h[j].At) {
-		return h[i].At.Before(h[j].At)
-	}
-	return h[i].Seq < h[j].Seq
+// pending is an actual waiting for its dropoff or a track for its next ping.
+type pending struct {
+	at   time.Time
+	seq  int
+	kind uint8
+	rec  *kgo.Record // actual
+	gps  *track
 }
-func (h actualHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *actualHeap) Push(x any)   { *h = append(*h, x.(Event)) }
-func (h *actualHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+
+func (a *pending) less(b *pending) bool {
+	if c := a.at.Compare(b.at); c != 0 {
+		return c < 0
+	}
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	return a.kind < b.kind
+}
+
+// pendingHeap is a min-heap by (at, seq, kind), typed so pushes do not box.
+type pendingHeap []pending
+
+func (h *pendingHeap) push(p pending) {
+	*h = append(*h, p)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !q[i].less(&q[parent]) {
+			break
+		}
+		q[i], q[parent] = q[parent], q[i]
+		i = parent
+	}
+}
+
+func (h *pendingHeap) pop() pending {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = pending{} // drop references
+	q = q[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && q[l].less(&q[m]) {
+			m = l
+		}
+		if r < n && q[r].less(&q[m]) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 // Stats count what a replay published.
 type Stats struct {
 	Rides, Actuals int
 	Drifted        int
-	First, Last    time.Time // event time
+	// Pings are the GPS pings published; NoGPS the rides published without
+	// any (no coordinates or no duration).
+	Pings, NoGPS int
+	First, Last  time.Time // event time
 }
 
 // Publish replays src to Kafka, pacing by opts.Speed and opts.Rate, and
-// returns when the replay is over (after flushing) or ctx ends. progress,
+// returns when the replay is over (after flushing) or ctx ends. The rate
+// caps rides; actuals and pings follow the event-time schedule. progress,
 // if set, is called after each ride.
 func Publish(ctx context.Context, cl *kgo.Client, src *Source, progress func(Stats)) (Stats, error) {
 	var st Stats
@@ -328,15 +712,19 @@ func Publish(ctx context.Context, cl *kgo.Client, src *Source, progress func(Sta
 				}
 			}
 		})
-		if ev.Ride {
+		switch {
+		case ev.Ride:
 			st.Rides++
+			st.NoGPS = src.NoGPS()
 			if src.opts.Drift.Kind != "" && ev.Seq >= src.opts.Drift.After {
 				st.Drifted++
 			}
 			if progress != nil {
 				progress(st)
 			}
-		} else {
+		case ev.GPS:
+			st.Pings++
+		default:
 			st.Actuals++
 		}
 	}

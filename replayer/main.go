@@ -43,7 +43,9 @@ func run(ctx context.Context, args []string) error {
 	p, err := system.NewProcess(args, system.ProcessOptions{
 		Name: "replayer", LogFormat: "json", Env: os.LookupEnv, Stderr: os.Stderr,
 		Setup: true, SetupUsage: "create missing topics and buckets first",
-		Bind: func(b *config.Binder) { system.BindReplay(b, &opts, replay.Options{Rate: 100}) },
+		Bind: func(b *config.Binder) {
+			system.BindReplay(b, &opts, replay.Options{Rate: 100, GPSInterval: replay.DefaultGPSInterval, GPSFleet: replay.DefaultGPSFleet})
+		},
 	})
 	if err != nil {
 		return err

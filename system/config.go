@@ -21,6 +21,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
+	"github.com/taxi-mlops/taxi-mlops/streamers/demand"
 	"github.com/taxi-mlops/taxi-mlops/streamers/features"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
@@ -111,6 +112,8 @@ type Config struct {
 	Policy workflows.Policy
 	// Aggregates defines the hopping windows of the aggregates role.
 	Aggregates aggregates.Config
+	// Demand configures the demand forecaster.
+	Demand demand.Config
 	// Features configures the weather and demand joins.
 	Features features.Config
 	// SchemaRegistryURL, when set, frames every value in the Confluent
@@ -146,6 +149,12 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.Features.WeatherStation, "weather-station", "chicago", "weather station whose observations trips join")
 	b.Float(&c.Features.DemandLow, "demand-low", 0.5, "demand score under which an area's demand level is low")
 	b.Float(&c.Features.DemandHigh, "demand-high", 1.5, "demand score over which an area's demand level is high")
+	b.Duration(&c.Demand.Tick, "demand-tick", 15*time.Minute, "event time between demand forecasts; the horizons are one and four ticks")
+	b.Duration(&c.Demand.Grace, "demand-grace", 10*time.Minute, "how late (event time) trips and pings may arrive at the demand forecaster")
+	b.Duration(&c.Demand.AreaTTL, "demand-area-ttl", 3*time.Hour, "event time without trips or pings after which an area is no longer forecast")
+	b.Duration(&c.Demand.MetricEvery, "demand-metric-every", 0, "event time between published forecast-error metrics (0 = every tick)")
+	b.Float(&c.Demand.ThresholdFactor, "demand-threshold-factor", 1.2, "forecast error, as a multiple of the seasonal baseline's own, that counts as a breach")
+	b.Bool(&c.Demand.WithoutGPS, "demand-without-gps", false, "forecast without waiting for the GPS stream (when the replayer runs with --gps-interval 0)")
 	b.String(&c.SchemaRegistryURL, "schema-registry-url", "", "Confluent Schema Registry URL; values are then framed with registered JSON Schemas (empty: plain JSON)")
 	b.Float(&c.Policy.DriftThreshold, "policy-drift-threshold", 0.2, "drift score (PSI) at which an alert counts toward a retrain")
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")

@@ -37,6 +37,7 @@ func RunReplayer(ctx context.Context, cfg Config, opts replay.Options, deps Deps
 	if err != nil {
 		return st, fmt.Errorf("replay: %w", err)
 	}
-	deps.Logger.Info("replay finished", "rides", st.Rides, "actuals", st.Actuals, "drifted", st.Drifted)
+	deps.Logger.Info("replay finished", "rides", st.Rides, "actuals", st.Actuals, "drifted", st.Drifted,
+		"gps_pings", st.Pings, "trips_without_gps", st.NoGPS)
 	return st, nil
 }

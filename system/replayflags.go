@@ -18,4 +18,6 @@ func BindReplay(b *config.Binder, o *replay.Options, def replay.Options) {
 	b.String(&o.Drift.Kind, "drift-kind", def.Drift.Kind, "inject drift: "+strings.Join(replay.DriftKinds(), ", ")+" (empty: none)")
 	b.Int(&o.Drift.After, "drift-after", def.Drift.After, "rides published before the drift starts")
 	b.Float(&o.Drift.Factor, "drift-factor", def.Drift.Factor, "strength of the drift (0 = the kind's default)")
+	b.Duration(&o.GPSInterval, "gps-interval", def.GPSInterval, "event time between the GPS pings of a trip (0 = no GPS stream)")
+	b.Int(&o.GPSFleet, "gps-fleet", def.GPSFleet, "vehicles per company; vehicle ids repeat after this many trips of a company")
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/taxi-mlops/taxi-mlops/contracts"
@@ -15,6 +16,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/bridge"
 	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
+	"github.com/taxi-mlops/taxi-mlops/streamers/demand"
 	"github.com/taxi-mlops/taxi-mlops/streamers/features"
 	"github.com/taxi-mlops/taxi-mlops/streamers/inference"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
@@ -31,11 +33,14 @@ const (
 	RoleBridge    = "bridge"
 	// RoleAggregates runs two stages: area-repartition and aggregates.
 	RoleAggregates = "aggregates"
+	// RoleDemand runs two stages: gps-repartition and demand. It reads the
+	// trips the aggregates role repartitions by area.
+	RoleDemand = "demand"
 )
 
 // Roles lists every streamer role.
 func Roles() []string {
-	return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge, RoleAggregates}
+	return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge, RoleAggregates, RoleDemand}
 }
 
 // ParseRoles reads a comma-separated role list; "all" means every role.
@@ -93,6 +98,13 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 	}
 	metrics := stream.NewMetrics(deps.Metrics)
 	champMetrics := champions.NewMetrics(deps.Metrics)
+	var dm *demand.Metrics
+	demandMetrics := func() *demand.Metrics {
+		if dm == nil {
+			dm = demand.NewMetrics(deps.Metrics)
+		}
+		return dm
+	}
 	var am *aggregates.Metrics
 	aggMetrics := func() *aggregates.Metrics {
 		if am == nil {
@@ -147,12 +159,23 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 				{name: "area-repartition", proc: aggregates.Repartitioner{}},
 				{name: "aggregates", proc: agg, manual: agg.ManualPartitions()},
 			}
+		case RoleDemand:
+			store := state.New(contracts.ChangelogTopic("demand"), cfg.Kafka, kafka.Deps{Logger: deps.Logger})
+			fc, err := demand.NewForecaster(cfg.Demand, deps.Baseline, store, demandMetrics(), deps.Logger.With("role", "demand"))
+			if err != nil {
+				return nil, fmt.Errorf("demand: %w", err)
+			}
+			stages = []stage{
+				{name: demand.RepartitionStage, proc: demand.NewGPSRepartitioner(deps.Areas, demandMetrics())},
+				// Range assignment: partition p of both inputs on one replica.
+				{name: demand.ForecastStage, proc: fc, manual: fc.ManualPartitions(), extra: fc.GroupOpts()},
+			}
 		default:
 			return nil, fmt.Errorf("unknown streamer role %q", role)
 		}
 		for _, st := range stages {
 			r, err := stream.New(stream.Config{Name: st.name, Topics: st.proc.Topics(), Guarantee: guarantee,
-				ManualPartitions: st.manual, Framer: framer},
+				ManualPartitions: st.manual, Framer: framer, ExtraOpts: st.extra},
 				cfg.Kafka, st.proc, metrics, kdeps)
 			if err != nil {
 				return nil, err
@@ -168,7 +191,8 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 type stage struct {
 	name   string
 	proc   topicProcessor
-	manual []string // output topics partitioned by the processor
+	manual []string  // output topics partitioned by the processor
+	extra  []kgo.Opt // group options the processor needs
 }
 
 type topicProcessor interface {

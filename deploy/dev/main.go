@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"syscall"
 	"text/tabwriter"
+	"time"
 	_ "time/tzdata" // the city's time zone without a system tz database
 
 	"github.com/taxi-mlops/taxi-mlops/config"
@@ -61,7 +62,8 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		Name: "dev", OpsAddr: "127.0.0.1:9100", LogFormat: "text", Env: os.LookupEnv, Stderr: os.Stderr,
 		Bind: func(b *config.Binder) {
 			// The tour: a steady stream, then distances in km.
-			system.BindReplay(b, &ro, replay.Options{Rate: 50, Loop: true, Drift: replay.Drift{Kind: replay.DriftMilesToKm, After: 4000}})
+			system.BindReplay(b, &ro, replay.Options{Rate: 50, Loop: true, Drift: replay.Drift{Kind: replay.DriftMilesToKm, After: 4000},
+				GPSInterval: 5 * time.Minute, GPSFleet: replay.DefaultGPSFleet})
 			b.String(&o.dataDir, "data-dir", ".data", "directory of the stack's state (Temporal database, broker log, S3 objects)")
 			b.Int(&o.temporalPort, "temporal-port", 7233, "port of the Temporal dev server's gRPC frontend")
 			b.Int(&o.uiPort, "temporal-ui-port", 8233, "port of the Temporal Web UI")
@@ -72,7 +74,10 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		// trips the replay starts with.
 		Defaults: map[string]string{"policy-min-evidence": "3", "policy-max-rows": "2000", "policy-cooldown": "10m", "bootstrap-trips": "4000",
 			// The replay runs about 400,000 times faster than the clock.
-			"aggregates-grace": "168h"},
+			"aggregates-grace": "168h", "demand-grace": "24h",
+			// Demand works per tick of event time, which the replay races
+			// through: forecast hourly, publish errors daily.
+			"demand-tick": "1h", "demand-metric-every": "24h"},
 	})
 	if err != nil {
 		return err

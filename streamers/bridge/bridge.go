@@ -65,6 +65,11 @@ func (p *Processor) Process(ctx context.Context, in *kgo.Record) ([]*kgo.Record,
 		if err != nil {
 			return nil, err
 		}
+		if !slices.Contains(p.Models, m.ModelName) {
+			// Metrics of models without a retraining loop (the demand
+			// forecaster) are for dashboards, not monitors.
+			return nil, nil
+		}
 		return nil, p.signal(ctx, m.ModelName, workflows.SignalModelMetric, workflows.MetricSignal{
 			MetricID:     m.MetricID,
 			ModelVersion: m.ModelVersion,

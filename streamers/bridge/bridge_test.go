@@ -66,8 +66,6 @@ func TestPermanentErrors(t *testing.T) {
 	}{
 		{"alert about an unknown model", contracts.TopicDataQualityAlerts, encode(t, alert("demand")),
 			[]string{`"demand"`, training.Fare, training.BigTipper}},
-		{"metric about an unknown model", contracts.TopicModelMetrics, encode(t, metric("Fare")),
-			[]string{`"Fare"`, training.Fare, training.BigTipper}},
 		{"record from an unbridged topic", contracts.TopicRidesRaw, encode(t, alert(training.Fare)),
 			[]string{contracts.TopicRidesRaw, "not bridged"}},
 		{"record without a topic", "", encode(t, alert(training.Fare)), []string{"not bridged"}},
@@ -140,6 +138,17 @@ func TestNonDriftAlertsAreNotSignalled(t *testing.T) {
 		out, err := p.Process(context.Background(), &kgo.Record{Topic: contracts.TopicDataQualityAlerts, Value: b})
 		if err != nil || len(out) != 0 {
 			t.Fatalf("%s alert: %v, %d records", typ, err, len(out))
+		}
+	}
+}
+
+// Metrics of a model without a retraining loop (the demand forecaster's)
+// are passed by: they are for dashboards, not for a monitor.
+func TestMetricsOfModelsWithoutMonitorArePassedBy(t *testing.T) {
+	for _, model := range []string{"demand", "Fare"} {
+		out, err := processor().Process(context.Background(), &kgo.Record{Topic: contracts.TopicModelMetrics, Value: encode(t, metric(model))})
+		if err != nil || len(out) != 0 {
+			t.Fatalf("metric of %s: %v, %d records", model, err, len(out))
 		}
 	}
 }
