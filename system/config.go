@@ -21,8 +21,10 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
+	"github.com/taxi-mlops/taxi-mlops/streamers/anomaly"
 	"github.com/taxi-mlops/taxi-mlops/streamers/demand"
 	"github.com/taxi-mlops/taxi-mlops/streamers/features"
+	"github.com/taxi-mlops/taxi-mlops/streamers/metrics"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
 )
@@ -112,6 +114,10 @@ type Config struct {
 	Policy workflows.Policy
 	// Aggregates defines the hopping windows of the aggregates role.
 	Aggregates aggregates.Config
+	// Anomaly configures the anomaly detector.
+	Anomaly anomaly.Config
+	// Metrics configures the live model-metrics join.
+	Metrics metrics.Config
 	// Demand configures the demand forecaster.
 	Demand demand.Config
 	// Features configures the weather and demand joins.
@@ -149,6 +155,19 @@ func (c *Config) Bind(b *config.Binder) {
 	b.String(&c.Features.WeatherStation, "weather-station", "chicago", "weather station whose observations trips join")
 	b.Float(&c.Features.DemandLow, "demand-low", 0.5, "demand score under which an area's demand level is low")
 	b.Float(&c.Features.DemandHigh, "demand-high", 1.5, "demand score over which an area's demand level is high")
+	b.Float(&c.Anomaly.MaxSpeedMph, "anomaly-max-speed-mph", 90, "average speed above which a trip is impossible")
+	b.Float(&c.Anomaly.ZeroDistanceFare, "anomaly-zero-distance-fare", 50, "fare above which a zero-distance trip is an anomaly")
+	b.Duration(&c.Anomaly.DedupTTL, "anomaly-dedup-ttl", 7*24*time.Hour, "event time a trip id is remembered to find duplicates")
+	b.Duration(&c.Anomaly.JoinTTL, "anomaly-join-ttl", 24*time.Hour, "event time a ride waits for its prediction (and back)")
+	b.Float(&c.Anomaly.FareK, "anomaly-fare-k", 4, "residual spreads between fare and prediction that make an anomaly")
+	b.Float(&c.Anomaly.FareFloor, "anomaly-fare-floor", 10, "dollars between fare and prediction below which no anomaly is raised")
+	b.Int(&c.Anomaly.Window, "anomaly-window", 200, "recent fares per community area and hour for the robust z-score")
+	b.Int(&c.Anomaly.MinCount, "anomaly-min-count", 30, "fares an area and hour needs before its z-score is used")
+	b.Float(&c.Anomaly.ZThreshold, "anomaly-z-threshold", 3.5, "robust z-score (median and MAD) beyond which a fare is an anomaly")
+	b.Int(&c.Metrics.WindowSize, "metrics-window", 500, "predictions joined with actuals per published metric window")
+	b.Duration(&c.Metrics.JoinTTL, "metrics-join-ttl", 24*time.Hour, "event time a prediction waits for its actual (and back)")
+	b.Duration(&c.Metrics.Grace, "metrics-grace", time.Hour, "how far out of event-time order predictions and actuals may arrive")
+	b.Float(&c.Metrics.Degradation, "metrics-degradation", 1.5, "how much worse than its validation metric a live metric may get before it counts as breached")
 	b.Duration(&c.Demand.Tick, "demand-tick", 15*time.Minute, "event time between demand forecasts; the horizons are one and four ticks")
 	b.Duration(&c.Demand.Grace, "demand-grace", 10*time.Minute, "how late (event time) trips and pings may arrive at the demand forecaster")
 	b.Duration(&c.Demand.AreaTTL, "demand-area-ttl", 3*time.Hour, "event time without trips or pings after which an area is no longer forecast")

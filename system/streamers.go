@@ -14,11 +14,13 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/schemas"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
+	"github.com/taxi-mlops/taxi-mlops/streamers/anomaly"
 	"github.com/taxi-mlops/taxi-mlops/streamers/bridge"
 	"github.com/taxi-mlops/taxi-mlops/streamers/champions"
 	"github.com/taxi-mlops/taxi-mlops/streamers/demand"
 	"github.com/taxi-mlops/taxi-mlops/streamers/features"
 	"github.com/taxi-mlops/taxi-mlops/streamers/inference"
+	"github.com/taxi-mlops/taxi-mlops/streamers/metrics"
 	"github.com/taxi-mlops/taxi-mlops/streamers/quality"
 	"github.com/taxi-mlops/taxi-mlops/streamers/state"
 	"github.com/taxi-mlops/taxi-mlops/streamers/stream"
@@ -36,11 +38,15 @@ const (
 	// RoleDemand runs two stages: gps-repartition and demand. It reads the
 	// trips the aggregates role repartitions by area.
 	RoleDemand = "demand"
+	// RoleAnomaly flags impossible and unusual trips.
+	RoleAnomaly = "anomaly"
+	// RoleMetrics joins predictions with actuals into live model metrics.
+	RoleMetrics = "metrics"
 )
 
 // Roles lists every streamer role.
 func Roles() []string {
-	return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge, RoleAggregates, RoleDemand}
+	return []string{RoleFeatures, RoleInference, RoleQuality, RoleBridge, RoleAggregates, RoleDemand, RoleAnomaly, RoleMetrics}
 }
 
 // ParseRoles reads a comma-separated role list; "all" means every role.
@@ -96,8 +102,22 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 	if err != nil {
 		return nil, err
 	}
-	metrics := stream.NewMetrics(deps.Metrics)
+	runMetrics := stream.NewMetrics(deps.Metrics)
 	champMetrics := champions.NewMetrics(deps.Metrics)
+	var anm *anomaly.Metrics
+	anomalyMetrics := func() *anomaly.Metrics {
+		if anm == nil {
+			anm = anomaly.NewMetrics(deps.Metrics)
+		}
+		return anm
+	}
+	var lm *metrics.Metrics
+	liveMetrics := func() *metrics.Metrics {
+		if lm == nil {
+			lm = metrics.NewMetrics(deps.Metrics)
+		}
+		return lm
+	}
 	var dm *demand.Metrics
 	demandMetrics := func() *demand.Metrics {
 		if dm == nil {
@@ -114,7 +134,7 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 	}
 	s := &Streamers{}
 	var reg *registry.Registry
-	needRegistry := slices.Contains(roles, RoleInference) || slices.Contains(roles, RoleQuality)
+	needRegistry := slices.Contains(roles, RoleInference) || slices.Contains(roles, RoleQuality) || slices.Contains(roles, RoleMetrics)
 	if needRegistry {
 		mc, err := cfg.S3.NewClient()
 		if err != nil {
@@ -159,6 +179,26 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 				{name: "area-repartition", proc: aggregates.Repartitioner{}},
 				{name: "aggregates", proc: agg, manual: agg.ManualPartitions()},
 			}
+		case RoleAnomaly:
+			store := state.New(contracts.ChangelogTopic(anomaly.Name), cfg.Kafka, kafka.Deps{Logger: deps.Logger})
+			c := cfg.Anomaly
+			c.Location = deps.Location
+			p, err := anomaly.New(c, deps.Areas, store, anomalyMetrics(), deps.Logger.With("role", anomaly.Name))
+			if err != nil {
+				return nil, fmt.Errorf("anomaly: %w", err)
+			}
+			// Range assignment: partition p of rides and predictions on one replica.
+			stages = []stage{{name: anomaly.Name, proc: p, manual: p.ManualPartitions(), extra: anomaly.GroupOpts()}}
+		case RoleMetrics:
+			set := champions.New(reg, training.ModelNames(), role, champMetrics, deps.Logger)
+			s.sets = append(s.sets, set)
+			s.run = append(s.run, func(ctx context.Context) error { return set.Run(ctx, cfg.Kafka, kdeps) })
+			store := state.New(contracts.ChangelogTopic(metrics.Name), cfg.Kafka, kafka.Deps{Logger: deps.Logger})
+			p, err := metrics.New(cfg.Metrics, metrics.Champions(set), store, liveMetrics(), deps.Logger.With("role", metrics.Name))
+			if err != nil {
+				return nil, fmt.Errorf("metrics: %w", err)
+			}
+			stages = []stage{{name: metrics.Name, proc: p, manual: p.ManualPartitions(), extra: metrics.GroupOpts()}}
 		case RoleDemand:
 			store := state.New(contracts.ChangelogTopic("demand"), cfg.Kafka, kafka.Deps{Logger: deps.Logger})
 			fc, err := demand.NewForecaster(cfg.Demand, deps.Baseline, store, demandMetrics(), deps.Logger.With("role", "demand"))
@@ -176,7 +216,7 @@ func NewStreamers(cfg Config, roles []string, deps Deps) (*Streamers, error) {
 		for _, st := range stages {
 			r, err := stream.New(stream.Config{Name: st.name, Topics: st.proc.Topics(), Guarantee: guarantee,
 				ManualPartitions: st.manual, Framer: framer, ExtraOpts: st.extra},
-				cfg.Kafka, st.proc, metrics, kdeps)
+				cfg.Kafka, st.proc, runMetrics, kdeps)
 			if err != nil {
 				return nil, err
 			}

@@ -77,7 +77,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			"aggregates-grace": "168h", "demand-grace": "24h",
 			// Demand works per tick of event time, which the replay races
 			// through: forecast hourly, publish errors daily.
-			"demand-tick": "1h", "demand-metric-every": "24h"},
+			"demand-tick": "1h", "demand-metric-every": "24h",
+			// The sample has about ten trips a day: smaller windows fill.
+			"anomaly-window": "50", "anomaly-min-count": "10", "metrics-window": "100"},
 	})
 	if err != nil {
 		return err

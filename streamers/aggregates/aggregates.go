@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -235,6 +236,11 @@ type Aggregator struct {
 	log     *slog.Logger
 	// failed is set when state could not be restored; the replica stops.
 	failed error
+	// mu guards the state: under the exactly-once runner, rebalance
+	// callbacks run beside the batch loop.
+	mu sync.Mutex
+	// owned are the partitions assigned; state of others is not kept.
+	owned map[int32]bool
 }
 
 // NewAggregator returns an aggregator persisting to store's changelog.
@@ -244,7 +250,7 @@ func NewAggregator(cfg Config, base *seasonal.Baseline, store *state.Store, m *M
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Aggregator{cfg: cfg, base: base, store: store, parts: map[int32]*partition{}, metrics: m, log: log}, nil
+	return &Aggregator{cfg: cfg, base: base, store: store, parts: map[int32]*partition{}, metrics: m, log: log, owned: map[int32]bool{}}, nil
 }
 
 // Topics the aggregator consumes.
@@ -265,6 +271,8 @@ func (a *Aggregator) part(p int32) *partition {
 // Process adds a trip to its open windows and emits the windows its event
 // time closed.
 func (a *Aggregator) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.failed != nil {
 		return nil, stream.Fatal(a.failed)
 	}
@@ -392,6 +400,8 @@ func (a *Aggregator) emit(k winKey, g *agg) (*kgo.Record, error) {
 // Flush emits the batch's latest closed windows (table output) and writes
 // each state entry the batch changed to the changelog once.
 func (a *Aggregator) Flush(context.Context) ([]*kgo.Record, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	var out []*kgo.Record
 	for _, pn := range sortedKeys(a.parts) {
 		p := a.parts[pn]
@@ -458,6 +468,8 @@ func sortedKeys(m map[int32]*partition) []int32 {
 
 // Checkpoint records what the committed batch wrote to the changelog.
 func (a *Aggregator) Checkpoint() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, p := range a.parts {
 		for k := range p.dirty {
 			if _, open := p.windows[k]; open {
@@ -477,10 +489,16 @@ func (a *Aggregator) Checkpoint() {
 // its changelog again: an aborted batch is rare (a rebalance or a stop), and
 // the changelog is the one authority on what committed.
 func (a *Aggregator) Rollback() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	a.store.Rollback()
 	var owned []int32
 	for p, ps := range a.parts {
-		if len(ps.dirty) > 0 || ps.timeDirty || len(ps.closed) > 0 {
+		switch {
+		case !a.owned[p]:
+			// Revoked while the batch ran: its state is another's now.
+			delete(a.parts, p)
+		case len(ps.dirty) > 0 || ps.timeDirty || len(ps.closed) > 0:
 			owned = append(owned, p)
 		}
 	}
@@ -493,7 +511,12 @@ func (a *Aggregator) Rollback() {
 
 // Assigned rebuilds the state of newly owned partitions from the changelog.
 func (a *Aggregator) Assigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	ps := assigned[contracts.TopicFeaturesByArea]
+	for _, p := range ps {
+		a.owned[p] = true
+	}
 	if err := a.restore(ctx, ps); err != nil {
 		a.log.Error("restore state", "partitions", ps, "err", err)
 		a.failed = fmt.Errorf("restore state of partitions %v: %w", ps, err)
@@ -502,14 +525,19 @@ func (a *Aggregator) Assigned(ctx context.Context, _ *kgo.Client, assigned map[s
 
 // Revoked drops the state of partitions another replica now owns.
 func (a *Aggregator) Revoked(revoked map[string][]int32) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	for _, p := range revoked[contracts.TopicFeaturesByArea] {
 		delete(a.parts, p)
+		delete(a.owned, p)
 	}
 	a.store.Drop(revoked[contracts.TopicFeaturesByArea])
 }
 
 // StateEntries counts open windows.
 func (a *Aggregator) StateEntries() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	n := 0
 	for _, p := range a.parts {
 		n += len(p.windows)

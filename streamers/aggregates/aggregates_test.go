@@ -136,8 +136,10 @@ func (c *cluster) runUntilCaughtUp(cfg aggregates.Config, base *seasonal.Baselin
 	for {
 		lags, err := kadm.NewClient(adm).Lag(context.Background(), contracts.ConsumerGroup("aggregates"))
 		if err == nil {
+			// Mid-rebalance a group has no assignment and so no lag:
+			// wait for a stable group that has consumed everything.
 			l := lags[contracts.ConsumerGroup("aggregates")]
-			if l.Error() == nil && !l.Lag.IsEmpty() && l.Lag.Total() == 0 {
+			if l.Error() == nil && l.State == "Stable" && !l.Lag.IsEmpty() && l.Lag.Total() == 0 {
 				break
 			}
 		}
