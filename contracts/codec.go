@@ -6,6 +6,11 @@ import (
 	"fmt"
 	"math"
 	"time"
+
+	// Decodes like encoding/json about three times faster, and every
+	// streamer decodes each record it reads. Encoding stays with the
+	// standard library, whose output the schemas and fixtures pin.
+	gojson "github.com/goccy/go-json"
 )
 
 // Message is any value of the catalog: it can say whether it is well formed.
@@ -48,6 +53,9 @@ func Encode[T any, PT interface {
 	Message
 }](m *T) ([]byte, error) {
 	setVersion(any(m))
+	if a, ok := any(m).(appender); ok {
+		return a.appendJSON(make([]byte, 0, 512))
+	}
 	return json.Marshal(m)
 }
 
@@ -62,7 +70,7 @@ func Decode[T any, PT interface {
 		return nil, err
 	}
 	m := new(T)
-	if err := json.Unmarshal(b, m); err != nil {
+	if err := gojson.Unmarshal(b, m); err != nil {
 		return nil, &InvalidError{Reason: "decode json: " + err.Error()}
 	}
 	if err := checkVersion(any(m)); err != nil {
@@ -72,6 +80,19 @@ func Decode[T any, PT interface {
 		return nil, err
 	}
 	return m, nil
+}
+
+// DecodeInto decodes the JSON (plain or framed) of a record into v without
+// validating it: for a processor that needs a few fields and forwards the
+// bytes to one that decodes them whole.
+func DecodeInto(b []byte, v any) error {
+	if len(b) >= WireHeaderSize && b[0] == WireMagic {
+		b = b[WireHeaderSize:]
+	}
+	if err := gojson.Unmarshal(b, v); err != nil {
+		return &InvalidError{Reason: "decode json: " + err.Error()}
+	}
+	return nil
 }
 
 type versioned interface{ schemaVersion() *int }

@@ -44,7 +44,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -483,67 +482,13 @@ func Bearing(lat0, lon0, lat1, lon1 float64) float64 {
 	return b
 }
 
-// AppendPing appends the JSON of p as contracts.Encode writes it (same
-// fields, order and number formats; tested byte for byte) without
-// reflection: the replay makes a dozen pings per trip.
+// AppendPing appends the JSON of p, as contracts.Encode writes it, to b;
+// the replay makes a dozen pings per trip and reuses its buffer.
 func AppendPing(b []byte, p *contracts.GPSPing) []byte {
-	if b == nil {
-		// 144 bytes of names, punctuation and time, 4 numbers of at most 24.
-		b = make([]byte, 0, 240+len(p.VehicleID)+len(p.TripID))
-	}
-	b = append(b, `{"schema_version":`...)
-	b = strconv.AppendInt(b, int64(p.SchemaVersion), 10)
-	b = append(b, `,"vehicle_id":`...)
-	b = appendString(b, p.VehicleID)
-	if p.TripID != "" {
-		b = append(b, `,"trip_id":`...)
-		b = appendString(b, p.TripID)
-	}
-	b = append(b, `,"timestamp":"`...)
-	b = p.Timestamp.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","latitude":`...)
-	b = appendFloat(b, p.Latitude)
-	b = append(b, `,"longitude":`...)
-	b = appendFloat(b, p.Longitude)
-	b = append(b, `,"speed":`...)
-	b = appendFloat(b, p.Speed)
-	b = append(b, `,"heading":`...)
-	b = appendFloat(b, p.Heading)
-	return append(b, '}')
-}
-
-// appendString writes s as encoding/json does when it needs no escaping,
-// and asks encoding/json otherwise.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// appendFloat formats f as encoding/json does (finite values only; a ping's
-// numbers always are).
-func appendFloat(b []byte, f float64) []byte {
-	abs := math.Abs(f)
-	format := byte('f')
-	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		// clean up e-09 to e-9
-		n := len(b)
-		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b
+	// Tracks start only for finite coordinates and positive durations,
+	// so a ping's numbers are finite and encoding cannot fail.
+	out, _ := contracts.AppendGPSPing(b, p)
+	return out
 }
 
 // trip is the loop's copy of a sample trip: shifted whole calendar weeks

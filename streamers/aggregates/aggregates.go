@@ -99,11 +99,21 @@ type Repartitioner struct{}
 // Topics the repartitioner consumes.
 func (Repartitioner) Topics() []string { return []string{contracts.TopicFeaturesRealtime} }
 
+// routing is what the repartitioner reads of a features record; the
+// aggregator, which reads it whole, validates the rest.
+type routing struct {
+	PickupCommunityArea int    `json:"pickup_community_area"`
+	RequestID           string `json:"request_id"`
+}
+
 // Process forwards the record's bytes to taxi-features-by-area keyed by area.
 func (Repartitioner) Process(_ context.Context, in *kgo.Record) ([]*kgo.Record, error) {
-	f, err := contracts.Decode[contracts.Features](in.Value)
-	if err != nil {
+	var f routing
+	if err := contracts.DecodeInto(in.Value, &f); err != nil {
 		return nil, err
+	}
+	if f.PickupCommunityArea < 0 || f.PickupCommunityArea > 77 {
+		return nil, contracts.Invalid("pickup_community_area", "%d is not in 0..77", f.PickupCommunityArea)
 	}
 	if f.PickupCommunityArea == 0 || f.RequestID != "" {
 		return nil, nil

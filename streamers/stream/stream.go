@@ -232,6 +232,19 @@ type Runner struct {
 	metrics *Metrics
 	log     *slog.Logger
 	ready   atomic.Bool
+	// Per-record series, resolved once: label lookups cost more than the
+	// increments.
+	latency prometheus.Observer
+	in      map[string]prometheus.Counter
+}
+
+func (r *Runner) inCounter(topic string) prometheus.Counter {
+	c, ok := r.in[topic]
+	if !ok {
+		c = r.metrics.in.WithLabelValues(r.cfg.Name, topic)
+		r.in[topic] = c
+	}
+	return c
 }
 
 // New creates the runner's group client. The client is closed by Run.
@@ -252,6 +265,8 @@ func New(cfg Config, kcfg kafka.Config, proc Processor, m *Metrics, deps kafka.D
 		dlq:     contracts.DeadLetterTopic(cfg.Name),
 		metrics: m,
 		log:     deps.Logger.With("role", cfg.Name),
+		latency: m.latency.WithLabelValues(cfg.Name),
+		in:      map[string]prometheus.Counter{},
 	}
 	rebalancing, _ := proc.(Rebalancing)
 	opts := append(kcfg.GroupOpts(),
@@ -417,12 +432,12 @@ func (r *Runner) handle(ctx context.Context, fs kgo.Fetches) error {
 		}
 		per := time.Since(start).Seconds() / float64(len(in))
 		for range in {
-			r.metrics.latency.WithLabelValues(r.cfg.Name).Observe(per)
+			r.latency.Observe(per)
 		}
 	}
 	stopped := false
 	for i, rec := range in {
-		r.metrics.in.WithLabelValues(r.cfg.Name, rec.Topic).Inc()
+		r.inCounter(rec.Topic).Inc()
 		var outs []*kgo.Record
 		var err error
 		if first != nil && (first[i].Err == nil || IsPermanent(first[i].Err) || isFatal(first[i].Err)) {
@@ -571,7 +586,7 @@ func (r *Runner) processWithRetry(ctx context.Context, rec *kgo.Record) ([]*kgo.
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
 		out, err := r.proc.Process(ctx, rec)
-		r.metrics.latency.WithLabelValues(r.cfg.Name).Observe(time.Since(start).Seconds())
+		r.latency.Observe(time.Since(start).Seconds())
 		if err == nil {
 			return out, nil
 		}
