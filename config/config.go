@@ -121,6 +121,17 @@ func (b *Binder) List(p *[]string, name string, def []string, usage string) {
 	})
 }
 
+// Func binds a flag parsed by set, which also receives the environment's
+// value when there is one.
+func (b *Binder) Func(name, usage string, set func(string) error) {
+	if v, ok := b.env(name); ok {
+		if err := set(v); err != nil {
+			b.errs = append(b.errs, fmt.Errorf("%s=%q: %w", EnvName(name), v, err))
+		}
+	}
+	b.fs.Func(name, b.usage(name, usage), set)
+}
+
 // SplitList splits a comma-separated list, dropping blanks.
 func SplitList(s string) []string {
 	var out []string

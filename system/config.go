@@ -179,6 +179,11 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")
 	b.Duration((*time.Duration)(&c.Policy.Cooldown), "policy-cooldown", 15*time.Minute, "time after a retrain before another may start")
 	b.Int(&c.Policy.Retrain.MaxRows, "policy-max-rows", 5000, "recent rides a drift-triggered retrain snapshots")
+	b.Func("aggregates-windows", "hopping windows of the aggregates, size/advance, comma-separated (default \"1h/5m,24h/1h\")", func(v string) error {
+		ws, err := aggregates.ParseWindows(v)
+		c.Aggregates.Windows = ws
+		return err
+	})
 	b.Duration(&c.Aggregates.Grace, "aggregates-grace", 10*time.Minute, "how long after a window's end trips may still arrive (event time; a fast replay needs days)")
 	b.String(&c.Guarantee, "guarantee", "exactly-once", "delivery guarantee of the streamers: exactly-once (Kafka transactions) or at-least-once")
 	b.Int(&c.BootstrapTrips, "bootstrap-trips", 0, "train first champions on the earliest N trips of the sample (0 = all)")

@@ -92,6 +92,33 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ParseWindows reads window definitions written "size/advance", comma
+// separated: "1h/5m,24h/1h".
+func ParseWindows(s string) ([]Window, error) {
+	var ws []Window
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		size, adv, ok := strings.Cut(part, "/")
+		if !ok {
+			return nil, fmt.Errorf("window %q: write it size/advance, like 1h/5m", part)
+		}
+		sd, err1 := time.ParseDuration(size)
+		ad, err2 := time.ParseDuration(adv)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("window %q: size and advance are durations like 1h and 5m", part)
+		}
+		ws = append(ws, Window{Size: sd, Advance: ad})
+	}
+	c := Config{Windows: ws}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
 // Repartitioner re-keys realtime features by pickup community area. Trips
 // of unknown area, and ride requests, are not aggregated.
 type Repartitioner struct{}

@@ -331,3 +331,15 @@ func TestLateRecordsAreCountedAndDropped(t *testing.T) {
 		t.Fatalf("late records %v, want 1", n)
 	}
 }
+
+func TestParseWindows(t *testing.T) {
+	ws, err := aggregates.ParseWindows("1h/5m, 24h/1h")
+	if err != nil || len(ws) != 2 || ws[0].Size != time.Hour || ws[0].Advance != 5*time.Minute || ws[1].Size != 24*time.Hour {
+		t.Fatalf("%+v %v", ws, err)
+	}
+	for _, bad := range []string{"1h", "1h/7m", "x/5m", "1h/2h", "90s/30s"} {
+		if _, err := aggregates.ParseWindows(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
