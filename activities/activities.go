@@ -31,8 +31,10 @@ import (
 
 	"github.com/taxi-mlops/taxi-mlops/contracts"
 	"github.com/taxi-mlops/taxi-mlops/dataset"
+	"github.com/taxi-mlops/taxi-mlops/feast"
 	"github.com/taxi-mlops/taxi-mlops/geo"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/kfp"
 	"github.com/taxi-mlops/taxi-mlops/ml/boost"
 	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/schemas"
@@ -53,6 +55,13 @@ type Activities struct {
 	Areas         *geo.Areas
 	Location      *time.Location
 	Logger        *slog.Logger
+	// FeatureBucket holds the offline feature table Feast reads.
+	FeatureBucket string
+	// KFP runs the "kfp" pipeline; nil when Kubeflow Pipelines is not
+	// configured.
+	KFP *kfp.Client
+	// Feast is the feature server; nil when none is configured.
+	Feast *feast.Client
 }
 
 func permanent(kind string, err error) error {
@@ -271,15 +280,38 @@ func (a *Activities) readDataset(ctx context.Context, uri string) ([]dataset.Row
 	return rows, nil
 }
 
-// TrainModel trains a candidate on a snapshot with the built-in trainer and
-// stores it in the registry under the given version (not as champion).
-func (a *Activities) TrainModel(ctx context.Context, in TrainInput) (TrainResult, error) {
+// Pipelines the control plane can train with.
+const (
+	PipelineBuiltin = "builtin"
+	PipelineKFP     = "kfp"
+)
+
+// RunPipeline trains a candidate on a snapshot with the chosen pipeline and
+// stores it in the registry under the given version (not as champion): the
+// built-in Go trainer, or the TFX pipeline on Kubeflow Pipelines, whose
+// Pusher writes an XGBoost model the streamers serve unchanged.
+func (a *Activities) RunPipeline(ctx context.Context, in PipelineInput) (TrainResult, error) {
+	switch in.Pipeline {
+	case "", PipelineBuiltin:
+		return a.trainBuiltin(ctx, TrainInput{
+			ModelName: in.ModelName, Version: in.Version, Pipeline: PipelineBuiltin,
+			TrainURI: in.TrainURI, DatasetURI: in.DatasetURI, Lineage: in.Lineage,
+		})
+	case PipelineKFP:
+		if a.KFP == nil {
+			return TrainResult{}, permanent(ErrTypeInvalidInput, errors.New(
+				"pipeline kfp: no Kubeflow Pipelines server is configured (--kfp-endpoint)"))
+		}
+		return a.runKFP(ctx, in)
+	}
+	return TrainResult{}, permanent(ErrTypeInvalidInput, fmt.Errorf("pipeline %q is not one of %s, %s", in.Pipeline, PipelineBuiltin, PipelineKFP))
+}
+
+// trainBuiltin trains with the Go trainer.
+func (a *Activities) trainBuiltin(ctx context.Context, in TrainInput) (TrainResult, error) {
 	m, err := lookupModel(in.ModelName)
 	if err != nil {
 		return TrainResult{}, err
-	}
-	if in.Pipeline != "" && in.Pipeline != "builtin" {
-		return TrainResult{}, permanent(ErrTypeInvalidInput, fmt.Errorf("pipeline %q is not available (builtin)", in.Pipeline))
 	}
 	if in.Version == "" {
 		return TrainResult{}, permanent(ErrTypeInvalidInput, errors.New("version is required"))
@@ -372,7 +404,7 @@ func (a *Activities) EvaluateCandidate(ctx context.Context, in EvaluateInput) (E
 		return out, err
 	}
 	out.Champion = training.Score(m, cp.Eval, cp.Spec, ex)
-	out.Better, out.Reason = training.Better(m, out.Challenger, out.Champion, in.MinImprovement)
+	out.Better, out.Reason = training.Gate(m, out.Challenger, out.Champion, in.MinImprovement, in.GuardTolerance)
 	return out, nil
 }
 

@@ -100,6 +100,10 @@ type TrainResult struct {
 	Rows          int                `json:"rows"`
 	BestIteration int                `json:"best_iteration"`
 	Metrics       map[string]float64 `json:"metrics"`
+	// PipelineRunID and PipelineRunURL name the Kubeflow Pipelines run
+	// (kfp pipeline only).
+	PipelineRunID  string `json:"pipeline_run_id,omitempty"`
+	PipelineRunURL string `json:"pipeline_run_url,omitempty"`
 }
 
 // EvaluateInput compares a challenger with the champion on a holdout.
@@ -112,6 +116,8 @@ type EvaluateInput struct {
 	// MinImprovement is the relative improvement of the primary metric the
 	// challenger needs (0.01 = 1% better).
 	MinImprovement float64 `json:"min_improvement"`
+	// GuardTolerance is how much worse (relative) a guard metric may get.
+	GuardTolerance float64 `json:"guard_tolerance"`
 }
 
 // EvaluateResult is the verdict with the numbers behind it.
@@ -163,4 +169,99 @@ type ScoreInput struct {
 type ScoreResult struct {
 	Metrics []contracts.ModelMetric `json:"metrics"`
 	Rows    int                     `json:"rows"`
+}
+
+// ValidateInput asks whether a snapshot is fit to train on.
+type ValidateInput struct {
+	ModelName string         `json:"model_name"`
+	Snapshot  SnapshotResult `json:"snapshot"`
+	// MinRows the training part needs (default 500).
+	MinRows int `json:"min_rows"`
+}
+
+// Check is one validation check and its outcome.
+type Check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+}
+
+// ValidateResult lists the checks; OK when every one passed.
+type ValidateResult struct {
+	OK     bool    `json:"ok"`
+	Checks []Check `json:"checks"`
+}
+
+// PipelineInput asks a training pipeline for a candidate.
+type PipelineInput struct {
+	ModelName string `json:"model_name"`
+	Version   string `json:"version"`
+	// Pipeline is "builtin" (the Go trainer) or "kfp" (the TFX pipeline
+	// on Kubeflow Pipelines).
+	Pipeline   string  `json:"pipeline"`
+	TrainURI   string  `json:"train_uri"`
+	HoldoutURI string  `json:"holdout_uri"`
+	DatasetURI string  `json:"dataset_uri"`
+	Lineage    Lineage `json:"lineage"`
+}
+
+// ShadowInput asks for the challenger and the champion to score the same
+// live trips.
+type ShadowInput struct {
+	ModelName  string `json:"model_name"`
+	Challenger string `json:"challenger"`
+	Champion   string `json:"champion"`
+	// Records of the live stream, from now on, both models score.
+	Records int `json:"records"`
+	// MaxWait bounds how long the shadow waits for the records and their
+	// actuals (default 10 minutes).
+	MaxWaitSeconds int `json:"max_wait_seconds"`
+	// MinImprovement of the primary metric the challenger needs.
+	MinImprovement float64 `json:"min_improvement"`
+}
+
+// ShadowResult compares the two models on live trips.
+type ShadowResult struct {
+	PrimaryMetric string             `json:"primary_metric"`
+	Records       int                `json:"records"`
+	Labelled      int                `json:"labelled"`
+	Challenger    map[string]float64 `json:"challenger"`
+	Champion      map[string]float64 `json:"champion"`
+	Better        bool               `json:"better"`
+	Reason        string             `json:"reason"`
+}
+
+// MaterializeInput asks for the offline feature table of a snapshot and,
+// with a Feast feature server configured, for its materialization.
+type MaterializeInput struct {
+	DatasetURI string `json:"dataset_uri"`
+	// From and To bound the event times materialized into the online store.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+}
+
+// MaterializeResult says what was written where.
+type MaterializeResult struct {
+	OfflineURI string `json:"offline_uri"`
+	Rows       int    `json:"rows"`
+	// Feast is true when a feature server was asked to materialize.
+	Feast bool `json:"feast"`
+}
+
+// BacktestInput asks for a model version's metrics over past trips.
+type BacktestInput struct {
+	ModelName string    `json:"model_name"`
+	Version   string    `json:"version"`
+	From      time.Time `json:"from"`
+	To        time.Time `json:"to"`
+}
+
+// BacktestResult holds the metrics and how many trips they cover.
+type BacktestResult struct {
+	ModelName string             `json:"model_name"`
+	Version   string             `json:"version"`
+	Rows      int                `json:"rows"`
+	Metrics   map[string]float64 `json:"metrics"`
+	// ByMonth holds the primary metric per calendar month of the range.
+	ByMonth map[string]float64 `json:"by_month"`
 }

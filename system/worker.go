@@ -55,6 +55,7 @@ func NewWorker(cfg Config, deps Deps) (*Worker, error) {
 		Areas:         deps.Areas,
 		Location:      deps.Location,
 		Logger:        deps.Logger,
+		FeatureBucket: cfg.S3.FeatureBucket,
 	}
 	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
 	Register(w, acts)
@@ -66,6 +67,9 @@ func Register(w worker.Registry, acts *activities.Activities) {
 	w.RegisterWorkflow(workflows.DriftMonitorWorkflow)
 	w.RegisterWorkflow(workflows.RetrainWorkflow)
 	w.RegisterWorkflow(workflows.EvaluationWorkflow)
+	w.RegisterWorkflow(workflows.RollbackWorkflow)
+	w.RegisterWorkflow(workflows.BacktestWorkflow)
+	w.RegisterWorkflow(workflows.FeastMaterializationWorkflow)
 	w.RegisterActivity(acts)
 }
 

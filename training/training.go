@@ -57,8 +57,17 @@ type Model struct {
 	// unless HigherIsBetter.
 	PrimaryMetric  string
 	HigherIsBetter bool
+	// Guards are metrics a challenger must not make worse (beyond a
+	// tolerance) even when it wins on the primary one.
+	Guards []Guard
 	// Params of the built-in trainer.
 	Params boost.Params
+}
+
+// Guard is a metric that must not get worse.
+type Guard struct {
+	Metric         string
+	HigherIsBetter bool
 }
 
 // Models lists the system's models.
@@ -70,11 +79,13 @@ func Models() []Model {
 			Name: Fare, Objective: "reg:squarederror", Features: features.FareFeatures,
 			Label:         func(e *Example) float32 { return float32(e.Fare) },
 			PrimaryMetric: MetricRMSE, Params: fare,
+			Guards: []Guard{{Metric: MetricMAE}},
 		},
 		{
 			Name: Tip, Objective: "reg:squarederror", Features: features.TipperFeatures,
 			Label:         func(e *Example) float32 { return float32(e.Tips) },
 			PrimaryMetric: MetricRMSE, Params: boost.DefaultParams("reg:squarederror"),
+			Guards: []Guard{{Metric: MetricMAE}},
 		},
 		{
 			Name: BigTipper, Objective: "binary:logistic", Features: features.TipperFeatures,
@@ -85,6 +96,7 @@ func Models() []Model {
 				return 0
 			},
 			PrimaryMetric: MetricLogLoss, Params: tipper,
+			Guards: []Guard{{Metric: MetricAUC, HigherIsBetter: true}},
 		},
 	}
 }
@@ -331,6 +343,32 @@ func Better(m Model, challenger, champion map[string]float64, minImprovement flo
 	verdict := fmt.Sprintf("%s challenger %.4f vs champion %.4f (%+.1f%%, needs %+.1f%%)",
 		m.PrimaryMetric, c, h, 100*rel, 100*minImprovement)
 	return rel >= minImprovement, verdict
+}
+
+// Gate decides whether a challenger may replace the champion: better on
+// the primary metric by minImprovement (relative), and on no guard metric
+// worse by more than guardTolerance (relative). It says why either way.
+func Gate(m Model, challenger, champion map[string]float64, minImprovement, guardTolerance float64) (bool, string) {
+	ok, why := Better(m, challenger, champion, minImprovement)
+	if !ok {
+		return false, why
+	}
+	for _, g := range m.Guards {
+		c, ok1 := challenger[g.Metric]
+		h, ok2 := champion[g.Metric]
+		if !ok1 || !ok2 {
+			continue
+		}
+		worse := (c - h) / math.Max(math.Abs(h), 1e-12)
+		if g.HigherIsBetter {
+			worse = -worse
+		}
+		if worse > guardTolerance {
+			return false, fmt.Sprintf("%s; but guard %s got %.1f%% worse (%.4f vs %.4f, tolerance %.1f%%)",
+				why, g.Metric, 100*worse, c, h, 100*guardTolerance)
+		}
+	}
+	return true, why
 }
 
 // ProfileJSON encodes a profile for model metadata.

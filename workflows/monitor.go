@@ -155,6 +155,37 @@ func DriftMonitorWorkflow(ctx workflow.Context, in DriftMonitorInput) error {
 	}); err != nil {
 		return fmt.Errorf("register query: %w", err)
 	}
+	// Updates change the policy or pause the monitor; wake tells the main
+	// loop to decide again.
+	wake := workflow.NewBufferedChannel(ctx, 1)
+	nudge := func() { wake.SendAsync(true) }
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateSetPolicy,
+		func(ctx workflow.Context, p Policy) (Policy, error) {
+			m.policy = p.WithDefaults()
+			logger.Info("policy updated", "model", m.model)
+			nudge()
+			return m.policy, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, p Policy) error {
+			return p.WithDefaults().Validate()
+		}},
+	); err != nil {
+		return fmt.Errorf("register update %s: %w", UpdateSetPolicy, err)
+	}
+	for _, u := range []struct {
+		name   string
+		paused bool
+	}{{UpdatePause, true}, {UpdateResume, false}} {
+		name, paused := u.name, u.paused
+		if err := workflow.SetUpdateHandler(ctx, name, func(ctx workflow.Context, reason string) (MonitorStatus, error) {
+			m.st.Paused = paused
+			logger.Info("monitor paused or resumed", "model", m.model, "paused", paused, "reason", reason)
+			nudge()
+			return MonitorStatus{ModelName: m.model, Policy: m.policy, State: m.st}, nil
+		}); err != nil {
+			return fmt.Errorf("register update %s: %w", name, err)
+		}
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx,
 		AttrModelName.ValueSet(m.model),
 		AttrTriggerType.ValueSet(TriggerMonitor),
@@ -250,6 +281,7 @@ func DriftMonitorWorkflow(ctx workflow.Context, in DriftMonitorInput) error {
 		if child != nil {
 			sel.AddFuture(child, onChildDone)
 		}
+		sel.AddReceive(wake, func(c workflow.ReceiveChannel, _ bool) { c.Receive(ctx, nil) })
 		if timer != nil {
 			t := timer
 			sel.AddFuture(t, func(workflow.Future) {
@@ -281,6 +313,10 @@ func DriftMonitorWorkflow(ctx workflow.Context, in DriftMonitorInput) error {
 					break
 				}
 				m.onMetric(s, workflow.Now(ctx))
+			}
+			// Updates in progress finish in this run.
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
 			}
 			st := m.st
 			return workflow.NewContinueAsNewError(ctx, DriftMonitorWorkflow, DriftMonitorInput{

@@ -21,6 +21,10 @@ const (
 	DriftMonitorWorkflowName = "DriftMonitorWorkflow"
 	RetrainWorkflowName      = "RetrainWorkflow"
 	EvaluationWorkflowName   = "EvaluationWorkflow"
+	RollbackWorkflowName     = "RollbackWorkflow"
+	BacktestWorkflowName     = "BacktestWorkflow"
+	// FeastMaterializationWorkflowName materializes features on a schedule.
+	FeastMaterializationWorkflowName = "FeastMaterializationWorkflow"
 )
 
 // Signals, queries and updates of DriftMonitorWorkflow.
@@ -28,6 +32,12 @@ const (
 	SignalDriftAlert  = "drift-alert"
 	SignalModelMetric = "model-metric"
 	QueryState        = "state"
+	// UpdateSetPolicy replaces the policy (validated before it is accepted).
+	UpdateSetPolicy = "setPolicy"
+	// UpdatePause and UpdateResume stop and restart retraining decisions;
+	// evidence is still collected.
+	UpdatePause  = "pause"
+	UpdateResume = "resume"
 )
 
 // Trigger types, the TriggerType search attribute.
@@ -37,6 +47,8 @@ const (
 	TriggerManual   = "manual"
 	TriggerSchedule = "schedule"
 	TriggerMonitor  = "monitor"
+	TriggerRollback = "rollback"
+	TriggerBacktest = "backtest"
 )
 
 // Search attributes of the system's workflows, filterable in the Web UI:

@@ -28,10 +28,21 @@ type RetrainOptions struct {
 	// MinImprovement of the primary metric the challenger needs, relative
 	// (default 0.01 = 1% better than the champion).
 	MinImprovement float64 `json:"min_improvement,omitempty"`
+	// GuardTolerance is how much worse, relative, a guard metric (MAE of
+	// the regressions, AUC of the big tipper) may get (default 0.02).
+	GuardTolerance float64 `json:"guard_tolerance,omitempty"`
+	// ShadowRecords of the live stream the challenger scores beside the
+	// champion before promotion (0: no shadow run).
+	ShadowRecords int `json:"shadow_records,omitempty"`
+	// ShadowMaxWait bounds the shadow run (default "10m").
+	ShadowMaxWait Duration `json:"shadow_max_wait,omitempty"`
 }
 
 // Pipelines the retrain workflow can run.
-const PipelineBuiltin = "builtin"
+const (
+	PipelineBuiltin = activities.PipelineBuiltin
+	PipelineKFP     = activities.PipelineKFP
+)
 
 // WithDefaults fills zero fields.
 func (o RetrainOptions) WithDefaults() RetrainOptions {
@@ -50,14 +61,20 @@ func (o RetrainOptions) WithDefaults() RetrainOptions {
 	if o.MinImprovement == 0 {
 		o.MinImprovement = 0.01
 	}
+	if o.GuardTolerance == 0 {
+		o.GuardTolerance = 0.02
+	}
+	if o.ShadowMaxWait == 0 {
+		o.ShadowMaxWait = Duration(10 * time.Minute)
+	}
 	return o
 }
 
 // Validate says what is wrong with the options.
 func (o RetrainOptions) Validate() error {
 	var errs []error
-	if o.Pipeline != "" && o.Pipeline != PipelineBuiltin {
-		errs = append(errs, fmt.Errorf("pipeline %q is not known (use %q)", o.Pipeline, PipelineBuiltin))
+	if o.Pipeline != "" && o.Pipeline != PipelineBuiltin && o.Pipeline != PipelineKFP {
+		errs = append(errs, fmt.Errorf("pipeline %q is not known (use %q or %q)", o.Pipeline, PipelineBuiltin, PipelineKFP))
 	}
 	if o.MaxRows < 0 {
 		errs = append(errs, fmt.Errorf("max_rows must not be negative, got %d", o.MaxRows))
@@ -70,6 +87,12 @@ func (o RetrainOptions) Validate() error {
 	}
 	if o.MinImprovement < 0 || o.MinImprovement >= 1 {
 		errs = append(errs, fmt.Errorf("min_improvement must be in [0, 1), got %g", o.MinImprovement))
+	}
+	if o.GuardTolerance < 0 || o.GuardTolerance >= 1 {
+		errs = append(errs, fmt.Errorf("guard_tolerance must be in [0, 1), got %g", o.GuardTolerance))
+	}
+	if o.ShadowRecords < 0 || o.ShadowMaxWait < 0 {
+		errs = append(errs, fmt.Errorf("shadow_records and shadow_max_wait must not be negative"))
 	}
 	return errors.Join(errs...)
 }
@@ -88,17 +111,22 @@ type RetrainInput struct {
 
 // RetrainResult is what a retrain did.
 type RetrainResult struct {
-	ModelName        string             `json:"model_name"`
-	CandidateVersion string             `json:"candidate_version"`
-	ChampionBefore   string             `json:"champion_before"`
-	ChampionAfter    string             `json:"champion_after"`
-	Promoted         bool               `json:"promoted"`
-	Reason           string             `json:"reason"`
-	DatasetURI       string             `json:"dataset_uri"`
-	DatasetRows      int                `json:"dataset_rows"`
-	PrimaryMetric    string             `json:"primary_metric"`
-	Challenger       map[string]float64 `json:"challenger_metrics"`
-	Champion         map[string]float64 `json:"champion_metrics"`
+	Checks           []activities.Check       `json:"checks"`
+	Shadow           *activities.ShadowResult `json:"shadow,omitempty"`
+	Materialized     string                   `json:"materialized,omitempty"`
+	MaterializeError string                   `json:"materialize_error,omitempty"`
+	PipelineRunID    string                   `json:"pipeline_run_id,omitempty"`
+	ModelName        string                   `json:"model_name"`
+	CandidateVersion string                   `json:"candidate_version"`
+	ChampionBefore   string                   `json:"champion_before"`
+	ChampionAfter    string                   `json:"champion_after"`
+	Promoted         bool                     `json:"promoted"`
+	Reason           string                   `json:"reason"`
+	DatasetURI       string                   `json:"dataset_uri"`
+	DatasetRows      int                      `json:"dataset_rows"`
+	PrimaryMetric    string                   `json:"primary_metric"`
+	Challenger       map[string]float64       `json:"challenger_metrics"`
+	Champion         map[string]float64       `json:"champion_metrics"`
 }
 
 // CandidateVersion names the model a retrain produces: its start time, for
@@ -192,13 +220,33 @@ func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, erro
 	}
 	res.DatasetURI, res.DatasetRows = snap.URI, snap.Rows
 
+	var val activities.ValidateResult
+	if err := workflow.ExecuteActivity(withSummary(short, fmt.Sprintf("validate %d rows", snap.Rows)), a.ValidateDataset, activities.ValidateInput{
+		ModelName: in.ModelName, Snapshot: snap, MinRows: opts.MinRows / 2,
+	}).Get(ctx, &val); err != nil {
+		return res, fmt.Errorf("validate dataset: %w", err)
+	}
+	res.Checks = val.Checks
+	if !val.OK {
+		var failed []string
+		for _, c := range val.Checks {
+			if !c.OK {
+				failed = append(failed, c.Name+" ("+c.Detail+")")
+			}
+		}
+		summary(fmt.Sprintf("%s: dataset %s refused: %s", in.ModelName, snap.URI, strings.Join(failed, "; ")))
+		return res, temporal.NewNonRetryableApplicationError("dataset "+snap.URI+" failed its checks: "+strings.Join(failed, "; "),
+			activities.ErrTypeBadDataset, nil, val)
+	}
+
 	var trained activities.TrainResult
-	tctx := workflow.WithActivityOptions(ctx, activityOptions(30*time.Minute, "train "+version+" ("+opts.Pipeline+")"))
-	if err := workflow.ExecuteActivity(tctx, a.TrainModel, activities.TrainInput{
+	tctx := workflow.WithActivityOptions(ctx, activityOptions(2*time.Hour, "train "+version+" ("+opts.Pipeline+")"))
+	if err := workflow.ExecuteActivity(tctx, a.RunPipeline, activities.PipelineInput{
 		ModelName:  in.ModelName,
 		Version:    version,
 		Pipeline:   opts.Pipeline,
 		TrainURI:   snap.TrainURI,
+		HoldoutURI: snap.HoldoutURI,
 		DatasetURI: snap.URI,
 		Lineage: activities.Lineage{
 			WorkflowID: wfID, RunID: runID,
@@ -206,8 +254,9 @@ func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, erro
 			ParentVersion: champ.Version,
 		},
 	}).Get(ctx, &trained); err != nil {
-		return res, fmt.Errorf("train: %w", err)
+		return res, fmt.Errorf("run pipeline %s: %w", opts.Pipeline, err)
 	}
+	res.PipelineRunID = trained.PipelineRunID
 
 	var eval activities.EvaluateResult
 	ectx := workflow.WithActivityOptions(ctx, activityOptions(10*time.Minute, "evaluate "+version+" vs "+orNone(champ.Version)))
@@ -217,11 +266,31 @@ func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, erro
 		Champion:       champ.Version,
 		HoldoutURI:     snap.HoldoutURI,
 		MinImprovement: opts.MinImprovement,
+		GuardTolerance: opts.GuardTolerance,
 	}).Get(ctx, &eval); err != nil {
 		return res, fmt.Errorf("evaluate: %w", err)
 	}
 	res.PrimaryMetric, res.Challenger, res.Champion = eval.PrimaryMetric, eval.Challenger, eval.Champion
 	res.Reason = eval.Reason
+
+	if eval.Better && opts.ShadowRecords > 0 {
+		var shadow activities.ShadowResult
+		wait := opts.ShadowMaxWait.Std()
+		sctx := workflow.WithActivityOptions(ctx, activityOptions(wait+5*time.Minute,
+			fmt.Sprintf("shadow %s beside %s on %d live trips", version, orNone(champ.Version), opts.ShadowRecords)))
+		if err := workflow.ExecuteActivity(sctx, a.ShadowEvaluate, activities.ShadowInput{
+			ModelName:      in.ModelName,
+			Challenger:     version,
+			Champion:       champ.Version,
+			Records:        opts.ShadowRecords,
+			MaxWaitSeconds: int(wait / time.Second),
+			MinImprovement: opts.MinImprovement,
+		}).Get(ctx, &shadow); err != nil {
+			return res, fmt.Errorf("shadow run: %w", err)
+		}
+		res.Shadow = &shadow
+		eval.Better, res.Reason = shadow.Better, eval.Reason+"; "+shadow.Reason
+	}
 
 	if !eval.Better {
 		logger.Info("challenger not promoted", "model", in.ModelName, "version", version, "reason", eval.Reason)
@@ -241,6 +310,21 @@ func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, erro
 		return res, fmt.Errorf("promote: %w", err)
 	}
 	res.Promoted, res.ChampionAfter = true, prom.Champion
+
+	// The offline feature table (and the online store, with Feast) from the
+	// data the new champion learnt on. A failure here must not keep the
+	// streamers from the new champion: it is recorded, not fatal.
+	mopts := activityOptions(10*time.Minute, "materialize features of "+snap.URI)
+	mopts.RetryPolicy.MaximumAttempts = 3
+	var mat activities.MaterializeResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, mopts), a.MaterializeFeatures, activities.MaterializeInput{
+		DatasetURI: snap.URI, From: snap.From, To: snap.To,
+	}).Get(ctx, &mat); err != nil {
+		res.MaterializeError = err.Error()
+		logger.Warn("feature materialization failed", "model", in.ModelName, "version", version, "err", err)
+	} else {
+		res.Materialized = mat.OfflineURI
+	}
 
 	if err := workflow.ExecuteActivity(withSummary(short, "announce "+version), a.AnnounceModel, activities.AnnounceInput{
 		ModelName:  in.ModelName,

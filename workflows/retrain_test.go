@@ -13,14 +13,19 @@ import (
 )
 
 type retrainHarness struct {
-	env      *testsuite.TestWorkflowEnvironment
-	attrs    map[string]any
-	promoted []activities.PromoteInput
-	announce []activities.AnnounceInput
+	env            *testsuite.TestWorkflowEnvironment
+	attrs          map[string]any
+	validated      int
+	validation     activities.ValidateResult
+	materialized   []activities.MaterializeInput
+	materializeErr error
+	promoted       []activities.PromoteInput
+	announce       []activities.AnnounceInput
 }
 
 func newRetrainHarness(t *testing.T, champion string, eval activities.EvaluateResult) *retrainHarness {
-	h := &retrainHarness{env: newEnv(), attrs: map[string]any{}}
+	h := &retrainHarness{env: newEnv(), attrs: map[string]any{},
+		validation: activities.ValidateResult{OK: true, Checks: []activities.Check{{Name: "rows", OK: true}}}}
 	h.env.OnUpsertTypedSearchAttributes(mock.Anything).Run(func(args mock.Arguments) {
 		for k, v := range args.Get(0).(temporal.SearchAttributes).GetUntypedValues() {
 			h.attrs[k.GetName()] = v
@@ -37,8 +42,18 @@ func newRetrainHarness(t *testing.T, champion string, eval activities.EvaluateRe
 			return activities.SnapshotResult{URI: "s3://datasets/fare/x/", TrainURI: "s3://datasets/fare/x/train.parquet",
 				HoldoutURI: "s3://datasets/fare/x/holdout.parquet", Rows: 1000}, nil
 		})
-	h.env.OnActivity(a.TrainModel, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TrainInput) (activities.TrainResult, error) {
+	h.env.OnActivity(a.ValidateDataset, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ValidateInput) (activities.ValidateResult, error) {
+			h.validated++
+			return h.validation, nil
+		})
+	h.env.OnActivity(a.MaterializeFeatures, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.MaterializeInput) (activities.MaterializeResult, error) {
+			h.materialized = append(h.materialized, in)
+			return activities.MaterializeResult{OfflineURI: "s3://features/trips/x.parquet"}, h.materializeErr
+		})
+	h.env.OnActivity(a.RunPipeline, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PipelineInput) (activities.TrainResult, error) {
 			if in.Lineage.ParentVersion != champion || in.TrainURI == "" {
 				t.Errorf("train input %+v misses lineage or data", in)
 			}
