@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 )
@@ -77,6 +78,36 @@ func TestCheckModel(t *testing.T) {
 	for _, m := range []string{"", "FARE", " fare", "big-tipper"} {
 		if err := checkModel(m); err == nil {
 			t.Errorf("checkModel(%q) accepted it", m)
+		}
+	}
+}
+
+func TestRunErrorsOfNewCommands(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"rollback", "--model", "fare"}, []string{"--to is required"}},
+		{[]string{"rollback", "--to", "v1"}, []string{"--model is required", "fare"}},
+		{[]string{"backtest", "--model", "fare", "--version", "v1", "--from", "2014-01-01"}, []string{"--to is required", "2014-01-01"}},
+		{[]string{"backtest", "--model", "fare", "--version", "v1", "--from", "yesterday", "--to", "2015-01-01"}, []string{"--from", "yesterday", "2014-01-01"}},
+		{[]string{"backtest", "--model", "fare", "--version", "v1", "--from", "2015-01-01", "--to", "2014-01-01"}, []string{"must be after"}},
+		{[]string{"schedules", "backfill", "--from", "2014-01-01", "--to", "2014-02-01"}, []string{"--id is required"}},
+		{[]string{"monitor", "stop", "--model", "fare"}, []string{"pause, resume or set-policy"}},
+		{[]string{"monitor", "set-policy", "--model", "fare"}, []string{"--policy is required"}},
+		{[]string{"monitor", "set-policy", "--model", "fare", "--policy", `{"drift_treshold":0.2}`}, []string{"drift_treshold", "drift_threshold"}},
+		{[]string{"monitor", "set-policy", "--model", "fare", "--policy", `{"drift_threshold":-1}`}, []string{"drift_threshold must be > 0"}},
+		{[]string{"monitor", "pause", "--model", "taxi"}, []string{`"taxi"`, "fare"}},
+	} {
+		err := run(context.Background(), c.args, io.Discard)
+		if err == nil {
+			t.Errorf("%v: no error", c.args)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: error %q does not say %q", c.args, err, w)
+			}
 		}
 	}
 }

@@ -15,19 +15,32 @@ import (
 
 // Schedule is one Temporal Schedule the system keeps.
 type Schedule struct {
-	ID    string
-	Every time.Duration
-	Input workflows.EvaluationInput
-	Note  string
+	ID       string
+	Every    time.Duration
+	Workflow string
+	Input    any
+	Note     string
 }
 
 // Schedules lists the schedules `starter schedules apply` creates.
 func Schedules() []Schedule {
-	return []Schedule{{
-		ID:    "evaluation-hourly",
-		Every: time.Hour,
-		Note:  "scores each champion on the latest labelled trips and publishes model-metrics",
-	}}
+	return []Schedule{
+		{
+			ID: "evaluation-hourly", Every: time.Hour, Workflow: workflows.EvaluationWorkflowName,
+			Input: workflows.EvaluationInput{MaxRows: 2000},
+			Note:  "scores each champion on the latest 2000 labelled trips and publishes model-metrics",
+		},
+		{
+			ID: "evaluation-daily", Every: 24 * time.Hour, Workflow: workflows.EvaluationWorkflowName,
+			Input: workflows.EvaluationInput{MaxRows: 20000},
+			Note:  "scores each champion on the latest 20000 labelled trips and publishes model-metrics",
+		},
+		{
+			ID: "feast-materialization", Every: time.Hour, Workflow: workflows.FeastMaterializationWorkflowName,
+			Input: workflows.FeastMaterializationInput{},
+			Note:  "writes the offline feature tables of the recent trips and materializes them into Feast",
+		},
+	}
 }
 
 func (s Schedule) options(taskQueue string) client.ScheduleOptions {
@@ -36,7 +49,7 @@ func (s Schedule) options(taskQueue string) client.ScheduleOptions {
 		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: s.Every}}},
 		Action: &client.ScheduleWorkflowAction{
 			ID:        s.ID + "-run",
-			Workflow:  workflows.EvaluationWorkflowName,
+			Workflow:  s.Workflow,
 			Args:      []any{s.Input},
 			TaskQueue: taskQueue,
 		},
@@ -82,4 +95,19 @@ func ApplySchedules(ctx context.Context, tc client.Client, taskQueue string) ([]
 		}
 	}
 	return done, nil
+}
+
+// Backfill runs a schedule's actions for the times it would have run in
+// [from, to), overlapping runs allowed so the backfill is not skipped.
+func Backfill(ctx context.Context, tc client.Client, id string, from, to time.Time) error {
+	if !to.After(from) {
+		return fmt.Errorf("backfill %s: --to (%v) must be after --from (%v)", id, to, from)
+	}
+	h := tc.ScheduleClient().GetHandle(ctx, id)
+	if err := h.Backfill(ctx, client.ScheduleBackfillOptions{Backfill: []client.ScheduleBackfill{{
+		Start: from, End: to, Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_ALLOW_ALL,
+	}}}); err != nil {
+		return fmt.Errorf("backfill %s from %v to %v: %w", id, from, to, err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,5 +169,52 @@ func TestMonitorRejectsBadInput(t *testing.T) {
 	env.ExecuteWorkflow(DriftMonitorWorkflow, DriftMonitorInput{ModelName: "fare", Policy: Policy{DriftThreshold: -1}})
 	if err := env.GetWorkflowError(); err == nil {
 		t.Fatal("a negative drift threshold was accepted")
+	}
+}
+
+func TestMonitorUpdates(t *testing.T) {
+	h := newMonitorHarness(t, time.Minute, promoted("v2"))
+	update := func(name string, arg any, wantErr string) {
+		h.env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() {
+				if wantErr != "" {
+					t.Errorf("%s accepted, want rejected with %q", name, wantErr)
+				}
+			},
+			OnReject: func(err error) {
+				if wantErr == "" || !strings.Contains(err.Error(), wantErr) {
+					t.Errorf("%s rejected: %v (want %q)", name, err, wantErr)
+				}
+			},
+			OnComplete: func(any, error) {},
+		}, arg)
+	}
+	h.at(time.Minute, func() { update(UpdateSetPolicy, Policy{DriftThreshold: -1}, "drift_threshold") })
+	h.at(2*time.Minute, func() { update(UpdatePause, "maintenance", "") })
+	h.alert(3*time.Minute, "a1", "v1", 0.5) // paused: no retrain
+	h.at(4*time.Minute, func() {
+		if len(h.started) != 0 {
+			t.Errorf("retrain while paused: %v", h.started)
+		}
+		if d := h.state().State.LastDecision; d.Reason != "paused" {
+			t.Errorf("decision while paused: %q", d.Reason)
+		}
+		update(UpdateSetPolicy, Policy{DriftThreshold: 0.6}, "")
+		update(UpdateResume, "done", "")
+	})
+	h.at(6*time.Minute, func() {
+		// Resumed, but a1 (0.5) is under the new threshold of 0.6.
+		if len(h.started) != 0 {
+			t.Errorf("retrain on evidence under the new threshold: %v", h.started)
+		}
+		if p := h.state().Policy; p.DriftThreshold != 0.6 {
+			t.Errorf("policy %+v", p)
+		}
+	})
+	h.alert(7*time.Minute, "a2", "v1", 0.7)
+	h.at(20*time.Minute, func() { h.env.CancelWorkflow() })
+	h.env.ExecuteWorkflow(DriftMonitorWorkflow, DriftMonitorInput{ModelName: "fare"})
+	if len(h.started) != 1 || h.started[0] != "a2" {
+		t.Fatalf("retrains %v, want [a2]", h.started)
 	}
 }

@@ -103,13 +103,15 @@ func (p Policy) Validate() error {
 
 // Evidence is one signal a monitor received that may justify a retrain.
 type Evidence struct {
-	ID           string    `json:"id"`
-	Kind         string    `json:"kind"` // TriggerDrift or TriggerMetric
-	At           time.Time `json:"at"`   // workflow time of receipt
-	Score        float64   `json:"score"`
-	Breach       bool      `json:"breach"` // at or over its threshold
-	ModelVersion string    `json:"model_version"`
-	Detail       string    `json:"detail"`
+	ID    string    `json:"id"`
+	Kind  string    `json:"kind"` // TriggerDrift or TriggerMetric
+	At    time.Time `json:"at"`   // workflow time of receipt
+	Score float64   `json:"score"`
+	// Breach says whether a metric was over its threshold; drift evidence
+	// is judged by its score against the policy when deciding.
+	Breach       bool   `json:"breach"`
+	ModelVersion string `json:"model_version"`
+	Detail       string `json:"detail"`
 }
 
 // Decision is what the policy concluded, and why.
@@ -146,8 +148,14 @@ func Decide(p Policy, s PolicyState, evidence []Evidence, now time.Time) Decisio
 	}
 	var relevant []Evidence
 	for _, e := range evidence {
+		breach := e.Breach
+		if e.Kind == TriggerDrift {
+			// Judged against the policy in force, which an update may
+			// have changed since the alert came.
+			breach = e.Score >= p.DriftThreshold
+		}
 		switch {
-		case !e.Breach:
+		case !breach:
 		case now.Sub(e.At) > p.EvidenceWindow.Std():
 		case !s.LastRetrainEnd.IsZero() && !e.At.After(s.LastRetrainEnd):
 			// Seen before the last retrain ended: that retrain answered it.

@@ -11,7 +11,11 @@ func TestDecide(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	p := Policy{DriftThreshold: 0.2, MinEvidence: 2, EvidenceWindow: Duration(time.Hour), Cooldown: Duration(30 * time.Minute)}
 	ev := func(id string, at time.Time, breach bool, version string) Evidence {
-		return Evidence{ID: id, Kind: TriggerDrift, At: at, Score: 0.3, Breach: breach, ModelVersion: version}
+		score := 0.3
+		if !breach {
+			score = 0.1
+		}
+		return Evidence{ID: id, Kind: TriggerDrift, At: at, Score: score, Breach: breach, ModelVersion: version}
 	}
 	tests := []struct {
 		name     string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
@@ -154,5 +155,106 @@ func TestRetrainValidatesInput(t *testing.T) {
 		if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("%s: error %v does not name the field", name, err)
 		}
+	}
+}
+
+func TestRetrainStopsWhenValidationFails(t *testing.T) {
+	h := newRetrainHarness(t, "v1", activities.EvaluateResult{Better: true})
+	h.validation = activities.ValidateResult{OK: false, Checks: []activities.Check{
+		{Name: "rows", OK: true}, {Name: "unique_trips", OK: false, Detail: "12 trip ids appear more than once"}}}
+	trained := 0
+	var a *activities.Activities
+	h.env.OnActivity(a.RunPipeline, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.PipelineInput) (activities.TrainResult, error) {
+			trained++
+			return activities.TrainResult{}, nil
+		}).Maybe()
+	h.env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare"})
+	err := h.env.GetWorkflowError()
+	if err == nil || !strings.Contains(err.Error(), "unique_trips") || !strings.Contains(err.Error(), "12 trip ids") {
+		t.Fatalf("error %v does not name the failed check", err)
+	}
+	if trained != 0 || len(h.promoted) != 0 {
+		t.Fatalf("trained %d, promoted %v after a failed validation", trained, h.promoted)
+	}
+}
+
+func TestRetrainAnnouncesEvenWhenMaterializationFails(t *testing.T) {
+	h := newRetrainHarness(t, "v1", activities.EvaluateResult{PrimaryMetric: "rmse", Better: true, Reason: "better"})
+	h.materializeErr = temporal.NewNonRetryableApplicationError("feast is down", activities.ErrTypeInvalidInput, nil)
+	h.env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare"})
+	var res RetrainResult
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Promoted || len(h.announce) != 1 || !strings.Contains(res.MaterializeError, "feast is down") {
+		t.Fatalf("promoted %v, announcements %d, materialize error %q", res.Promoted, len(h.announce), res.MaterializeError)
+	}
+	if len(h.materialized) != 1 || h.materialized[0].DatasetURI == "" {
+		t.Fatalf("materialize calls %+v", h.materialized)
+	}
+}
+
+func TestRetrainShadowRunCanRefuse(t *testing.T) {
+	h := newRetrainHarness(t, "v1", activities.EvaluateResult{PrimaryMetric: "rmse", Better: true, Reason: "holdout: better"})
+	var a *activities.Activities
+	var shadowIn activities.ShadowInput
+	h.env.OnActivity(a.ShadowEvaluate, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ShadowInput) (activities.ShadowResult, error) {
+			shadowIn = in
+			return activities.ShadowResult{Better: false, Reason: "shadow over 300 live trips: rmse 3.2 vs 3.0"}, nil
+		})
+	h.env.ExecuteWorkflow(RetrainWorkflow, RetrainInput{ModelName: "fare",
+		RetrainOptions: RetrainOptions{ShadowRecords: 300, ShadowMaxWait: Duration(2 * time.Minute)}})
+	var res RetrainResult
+	if err := h.env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Promoted || len(h.promoted) != 0 || !strings.Contains(res.Reason, "shadow over 300") {
+		t.Fatalf("result %+v: a challenger the shadow refused was promoted or the reason is lost", res)
+	}
+	if shadowIn.Records != 300 || shadowIn.MaxWaitSeconds != 120 || shadowIn.Champion != "v1" {
+		t.Fatalf("shadow input %+v", shadowIn)
+	}
+}
+
+func TestRollbackWorkflow(t *testing.T) {
+	env := newEnv()
+	var a *activities.Activities
+	env.RegisterActivity(a)
+	env.OnActivity(a.CurrentChampion, mock.Anything, mock.Anything).Return(activities.ChampionInfo{ModelName: "fare", Version: "v3"}, nil)
+	var prom activities.PromoteInput
+	env.OnActivity(a.PromoteModel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.PromoteInput) (activities.PromoteResult, error) {
+			prom = in
+			return activities.PromoteResult{Changed: true, Champion: in.Version, Previous: in.Expected}, nil
+		})
+	var ann activities.AnnounceInput
+	env.OnActivity(a.AnnounceModel, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.AnnounceInput) error { ann = in; return nil })
+	env.ExecuteWorkflow(RollbackWorkflow, RollbackInput{ModelName: "fare", ToVersion: "v1", Reason: "v3 overcharges"})
+	var res RollbackResult
+	if err := env.GetWorkflowResult(&res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Changed || res.Previous != "v3" || res.Champion != "v1" {
+		t.Fatalf("result %+v", res)
+	}
+	if prom.Expected != "v3" || prom.Version != "v1" || prom.Reason != "v3 overcharges" || ann.Version != "v1" || ann.Previous != "v3" {
+		t.Fatalf("promote %+v announce %+v", prom, ann)
+	}
+	env = newEnv()
+	env.ExecuteWorkflow(RollbackWorkflow, RollbackInput{ModelName: "fare"})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "to_version") {
+		t.Fatalf("rollback without a version: %v", err)
+	}
+}
+
+func TestBacktestWorkflowValidatesRange(t *testing.T) {
+	env := newEnv()
+	t0 := time.Date(2014, 1, 1, 0, 0, 0, 0, time.UTC)
+	env.ExecuteWorkflow(BacktestWorkflow, BacktestInput{ModelName: "fare", Version: "v1", From: t0, To: t0})
+	if err := env.GetWorkflowError(); err == nil || !strings.Contains(err.Error(), "to after from") {
+		t.Fatalf("empty range: %v", err)
 	}
 }
