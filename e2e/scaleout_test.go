@@ -25,17 +25,17 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/system"
 )
 
-// buildStreamers compiles the streamers command, the binary a deployment runs.
-func buildStreamers(t *testing.T) string {
+// build compiles one of the project's commands, the binary a deployment runs.
+func build(t *testing.T, command string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "streamers")
+	bin := filepath.Join(t.TempDir(), command)
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
 		goBin = "go"
 	}
-	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/taxi-mlops/taxi-mlops/streamers")
+	cmd := exec.Command(goBin, "build", "-o", bin, "github.com/taxi-mlops/taxi-mlops/"+command)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build streamers: %v\n%s", err, out)
+		t.Fatalf("build %s: %v\n%s", command, err, out)
 	}
 	return bin
 }
@@ -47,7 +47,7 @@ type replica struct {
 	err  error
 }
 
-func startReplica(t *testing.T, bin, name string, env []string) *replica {
+func startProcess(t *testing.T, bin, name string, env []string) *replica {
 	t.Helper()
 	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
 	if err != nil {
@@ -92,7 +92,7 @@ func TestInferenceReplicaKilledMidStream(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the streamers command and runs it as two processes")
 	}
-	bin := buildStreamers(t)
+	bin := build(t, "streamers")
 	ctx := context.Background()
 	log := logger(t)
 	broker, kcfg, err := devstack.StartKafka(ctx, 0, "", log)
@@ -138,8 +138,8 @@ func TestInferenceReplicaKilledMidStream(t *testing.T) {
 		"TAXI_KAFKA_SESSION_TIMEOUT=6s",
 		"TAXI_KAFKA_TRANSACTION_TIMEOUT=5s",
 	}
-	a := startReplica(t, bin, "replica-a", env)
-	startReplica(t, bin, "replica-b", env)
+	a := startProcess(t, bin, "replica-a", env)
+	startProcess(t, bin, "replica-b", env)
 
 	adm, err := kafka.NewClient(kcfg, "e2e-admin", kafka.Deps{})
 	if err != nil {

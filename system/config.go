@@ -17,6 +17,7 @@ import (
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/taxi-mlops/taxi-mlops/config"
+	"github.com/taxi-mlops/taxi-mlops/feast"
 	"github.com/taxi-mlops/taxi-mlops/geo"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
@@ -122,6 +123,9 @@ type Config struct {
 	Demand demand.Config
 	// Features configures the weather and demand joins.
 	Features features.Config
+	// Feast is the feature server the worker materializes into (no URL:
+	// only the offline tables are written).
+	Feast feast.Config
 	// SchemaRegistryURL, when set, frames every value in the Confluent
 	// wire format with schemas registered there.
 	SchemaRegistryURL string
@@ -174,6 +178,9 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Demand.MetricEvery, "demand-metric-every", 0, "event time between published forecast-error metrics (0 = every tick)")
 	b.Float(&c.Demand.ThresholdFactor, "demand-threshold-factor", 1.2, "forecast error, as a multiple of the seasonal baseline's own, that counts as a breach")
 	b.Bool(&c.Demand.WithoutGPS, "demand-without-gps", false, "forecast without waiting for the GPS stream (when the replayer runs with --gps-interval 0)")
+	b.String(&c.Feast.URL, "feast-url", "", "Feast feature server URL, like http://feast:6566 (empty: write the offline feature tables only)")
+	b.Duration(&c.Feast.Timeout, "feast-timeout", 30*time.Second, "time limit of Feast health, push and online-feature calls")
+	b.Duration(&c.Feast.MaterializeTimeout, "feast-materialize-timeout", 8*time.Minute, "time limit of a Feast materialization (the activity allows 10 minutes)")
 	b.String(&c.SchemaRegistryURL, "schema-registry-url", "", "Confluent Schema Registry URL; values are then framed with registered JSON Schemas (empty: plain JSON)")
 	b.Float(&c.Policy.DriftThreshold, "policy-drift-threshold", 0.2, "drift score (PSI) at which an alert counts toward a retrain")
 	b.Int(&c.Policy.MinEvidence, "policy-min-evidence", 1, "alerts or metric breaches within the evidence window that trigger a retrain")

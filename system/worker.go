@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/worker"
 
 	"github.com/taxi-mlops/taxi-mlops/activities"
+	"github.com/taxi-mlops/taxi-mlops/feast"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
 	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/schemas"
@@ -56,6 +57,14 @@ func NewWorker(cfg Config, deps Deps) (*Worker, error) {
 		Location:      deps.Location,
 		Logger:        deps.Logger,
 		FeatureBucket: cfg.S3.FeatureBucket,
+	}
+	if cfg.Feast.URL != "" {
+		fc, err := feast.New(cfg.Feast)
+		if err != nil {
+			tc.Close()
+			return nil, fmt.Errorf("--feast-url: %w", err)
+		}
+		acts.Feast = fc
 	}
 	w := worker.New(tc, cfg.Temporal.TaskQueue, worker.Options{})
 	Register(w, acts)

@@ -276,8 +276,12 @@ func RetrainWorkflow(ctx workflow.Context, in RetrainInput) (RetrainResult, erro
 	if eval.Better && opts.ShadowRecords > 0 {
 		var shadow activities.ShadowResult
 		wait := opts.ShadowMaxWait.Std()
-		sctx := workflow.WithActivityOptions(ctx, activityOptions(wait+5*time.Minute,
-			fmt.Sprintf("shadow %s beside %s on %d live trips", version, orNone(champ.Version), opts.ShadowRecords)))
+		so := activityOptions(wait+5*time.Minute,
+			fmt.Sprintf("shadow %s beside %s on %d live trips", version, orNone(champ.Version), opts.ShadowRecords))
+		// It waits on live traffic and heartbeats every poll: a lost
+		// worker is noticed soon and the shadow starts over elsewhere.
+		so.HeartbeatTimeout = 20 * time.Second
+		sctx := workflow.WithActivityOptions(ctx, so)
 		if err := workflow.ExecuteActivity(sctx, a.ShadowEvaluate, activities.ShadowInput{
 			ModelName:      in.ModelName,
 			Challenger:     version,
