@@ -343,6 +343,10 @@ func TestDriftRetrainsAndHotSwaps(t *testing.T) {
 		len(s.read(contracts.TopicDataQualityAlerts)), reasons(dlq))
 
 	s.evaluate(second)
+	if os.Getenv("TAXI_WRITE_HISTORIES") == "1" {
+		s.writeHistory("drift_monitor_retraining", workflows.DriftMonitorID(training.Fare))
+		s.writeHistory("retrain_drift", s.retrains(training.Fare)[0].GetExecution().GetWorkflowId())
+	}
 }
 
 // evaluate applies the schedules (twice: idempotent) and runs the evaluation
