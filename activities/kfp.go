@@ -394,7 +394,7 @@ func (a *Activities) kfpStopped(ctx context.Context, runID string) error {
 		if err := a.KFP.CancelRun(tctx, runID); err != nil {
 			a.Logger.Warn("terminating kfp run failed", "run", runID, "err", err)
 		} else {
-			a.Logger.Info("kfp run terminated: the activity was cancelled", "run", runID, "cause", cause)
+			a.Logger.Info("kfp run terminated: the activity was cancelled", "run", runID, "cause", fmt.Sprintf("%T %v", cause, cause))
 		}
 	}
 	return fmt.Errorf("pipeline kfp: run %s: %w", runID, ctx.Err())

@@ -1277,3 +1277,9 @@ func TestKFPWithPythonTrainer(t *testing.T) {
 		t.Logf("%s trained by xgboost in the pipeline's trainer: validation %v", name, res.Metrics)
 	}
 }
+
+func jsonEqual(a, b any) bool {
+	x, err1 := json.Marshal(a)
+	y, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(x) == string(y)
+}

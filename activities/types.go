@@ -23,7 +23,8 @@ const (
 )
 
 // NonRetryable lists the error types above, for retry policies.
-var NonRetryable = []string{ErrTypeInvalidInput, ErrTypeBadDataset, ErrTypeConflict, ErrTypeCorruptModel}
+var NonRetryable = []string{ErrTypeInvalidInput, ErrTypeBadDataset, ErrTypeConflict, ErrTypeCorruptModel,
+	ErrTypePipelineFailed, ErrTypePipelineCanceled}
 
 // ChampionInput names a model.
 type ChampionInput struct {

@@ -26,6 +26,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -51,6 +52,10 @@ type Config struct {
 	// Token, when set, is sent as "Authorization: Bearer <Token>" (a
 	// Kubernetes service-account token for multi-user deployments).
 	Token string
+	// TokenFile, when set, is read before every request and its content
+	// (trimmed) used as the token: projected service-account tokens
+	// rotate while the worker runs.
+	TokenFile string
 	// UIEndpoint is the base URL of the KFP UI, for run links; "" uses
 	// Endpoint.
 	UIEndpoint string
@@ -415,8 +420,16 @@ func (c *Client) do(ctx context.Context, op, method, path string, query url.Valu
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	token := c.cfg.Token
+	if c.cfg.TokenFile != "" {
+		b, err := os.ReadFile(c.cfg.TokenFile)
+		if err != nil {
+			return fmt.Errorf("kfp: %s: read token: %w", op, err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -275,5 +277,28 @@ func TestEndpointPrefix(t *testing.T) {
 	}
 	if p := seen()[0].Path; p != "/pipeline/apis/v2beta1/runs/r" {
 		t.Errorf("path %q", p)
+	}
+}
+
+// A token file is read for every request: a rotated token is used at once.
+func TestTokenFile(t *testing.T) {
+	ts, seen := server(t, [2]string{"200", `{"run_id": "r"}`})
+	file := filepath.Join(t.TempDir(), "token")
+	c := client(t, ts.URL, kfp.Config{Token: "ignored", TokenFile: file})
+	for _, tok := range []string{"first", "second"} {
+		if err := os.WriteFile(file, []byte(tok+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.GetRun(context.Background(), "r"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := seen()
+	if reqs[0].Auth != "Bearer first" || reqs[1].Auth != "Bearer second" {
+		t.Errorf("authorization %q, %q", reqs[0].Auth, reqs[1].Auth)
+	}
+	os.Remove(file)
+	if _, err := c.GetRun(context.Background(), "r"); err == nil || len(seen()) != 2 {
+		t.Errorf("a missing token file: %v, %d requests", err, len(seen()))
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/feast"
 	"github.com/taxi-mlops/taxi-mlops/geo"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/kfp"
 	"github.com/taxi-mlops/taxi-mlops/ml/seasonal"
 	"github.com/taxi-mlops/taxi-mlops/streamers/aggregates"
 	"github.com/taxi-mlops/taxi-mlops/streamers/anomaly"
@@ -123,6 +124,9 @@ type Config struct {
 	Demand demand.Config
 	// Features configures the weather and demand joins.
 	Features features.Config
+	// KFP is the Kubeflow Pipelines server of the "kfp" training pipeline
+	// (no endpoint: only the built-in trainer).
+	KFP kfp.Config
 	// Feast is the feature server the worker materializes into (no URL:
 	// only the offline tables are written).
 	Feast feast.Config
@@ -178,6 +182,17 @@ func (c *Config) Bind(b *config.Binder) {
 	b.Duration(&c.Demand.MetricEvery, "demand-metric-every", 0, "event time between published forecast-error metrics (0 = every tick)")
 	b.Float(&c.Demand.ThresholdFactor, "demand-threshold-factor", 1.2, "forecast error, as a multiple of the seasonal baseline's own, that counts as a breach")
 	b.Bool(&c.Demand.WithoutGPS, "demand-without-gps", false, "forecast without waiting for the GPS stream (when the replayer runs with --gps-interval 0)")
+	b.String(&c.KFP.Endpoint, "kfp-endpoint", "", "Kubeflow Pipelines API, like http://ml-pipeline.kubeflow:8888 (empty: the kfp pipeline is off)")
+	b.String(&c.KFP.Token, "kfp-token", "", "bearer token for Kubeflow Pipelines (prefer --kfp-token-file)")
+	b.String(&c.KFP.TokenFile, "kfp-token-file", "", "file holding the Kubeflow Pipelines token, re-read on every request")
+	b.String(&c.KFP.UIEndpoint, "kfp-ui-url", "", "Kubeflow Pipelines UI base URL, for links to runs")
+	b.String(&c.KFP.PipelineID, "kfp-pipeline-id", "", "id of the uploaded TFX pipeline (deploy/tfx)")
+	b.String(&c.KFP.PipelineVersionID, "kfp-pipeline-version-id", "", "id of the pipeline version to run")
+	b.String(&c.KFP.ExperimentID, "kfp-experiment-id", "", "experiment the runs belong to (empty: the default)")
+	b.String(&c.KFP.ServiceAccount, "kfp-service-account", "", "service account of the runs' pods")
+	b.String(&c.KFP.PipelineRoot, "kfp-pipeline-root", "", "pipeline root of the runs' artifacts")
+	b.Duration(&c.KFP.PollInterval, "kfp-poll-interval", 10*time.Second, "time between polls of a run (under the 1-minute heartbeat timeout)")
+	b.Int(&c.KFP.MaxPollErrors, "kfp-max-poll-errors", 10, "failed polls in a row before the attempt gives up (the next attempt resumes the run)")
 	b.String(&c.Feast.URL, "feast-url", "", "Feast feature server URL, like http://feast:6566 (empty: write the offline feature tables only)")
 	b.Duration(&c.Feast.Timeout, "feast-timeout", 30*time.Second, "time limit of Feast health, push and online-feature calls")
 	b.Duration(&c.Feast.MaterializeTimeout, "feast-materialize-timeout", 8*time.Minute, "time limit of a Feast materialization (the activity allows 10 minutes)")

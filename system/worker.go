@@ -10,6 +10,7 @@ import (
 	"github.com/taxi-mlops/taxi-mlops/activities"
 	"github.com/taxi-mlops/taxi-mlops/feast"
 	"github.com/taxi-mlops/taxi-mlops/kafka"
+	"github.com/taxi-mlops/taxi-mlops/kfp"
 	"github.com/taxi-mlops/taxi-mlops/registry"
 	"github.com/taxi-mlops/taxi-mlops/schemas"
 	"github.com/taxi-mlops/taxi-mlops/workflows"
@@ -57,6 +58,14 @@ func NewWorker(cfg Config, deps Deps) (*Worker, error) {
 		Location:      deps.Location,
 		Logger:        deps.Logger,
 		FeatureBucket: cfg.S3.FeatureBucket,
+	}
+	if cfg.KFP.Endpoint != "" {
+		kc, err := kfp.New(cfg.KFP)
+		if err != nil {
+			tc.Close()
+			return nil, fmt.Errorf("--kfp-endpoint: %w", err)
+		}
+		acts.KFP = kc
 	}
 	if cfg.Feast.URL != "" {
 		fc, err := feast.New(cfg.Feast)

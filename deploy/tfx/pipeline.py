@@ -72,10 +72,16 @@ import types
 import urllib.parse
 
 from tfx import v1 as tfx
+from tfx.orchestration import data_types
 from tfx.types import artifact_utils
 
 import taxi_features
 import taxi_trainer
+
+try:  # gives tf.io.gfile an s3:// filesystem where tensorflow-io is installed
+    import tensorflow_io  # noqa: F401
+except ImportError:
+    pass
 
 PIPELINE_NAME = "taxi-mlops-xgboost"
 
@@ -373,7 +379,7 @@ def runtime_parameters():
     """The RuntimeParameters, by name."""
     out = {}
     for name, (ptype, default) in RUNTIME_PARAMETERS.items():
-        out[name] = tfx.dsl.experimental.RuntimeParameter(name=name, ptype=ptype, default=default)
+        out[name] = data_types.RuntimeParameter(name=name, ptype=ptype, default=default)
     return out
 
 
